@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# Brings a fresh machine to a state where mfr runs: Debian packages, npm packages, the native
+# addon. Each step is skipped when already done, so every npm script can call this first.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+log() { echo "[bootstrap] $*" >&2; }
+
+# 1. Debian packages: libtorch (unless MFR_LIBTORCH names another build) and Gloo's headers.
+need=()
+if [[ -z "${MFR_LIBTORCH:-}" ]]; then
+  dpkg -s libtorch-dev >/dev/null 2>&1 || need+=(libtorch-dev)
+fi
+dpkg -s libgloo-dev >/dev/null 2>&1 || need+=(libgloo-dev)
+command -v make >/dev/null 2>&1 || need+=(make)
+command -v g++ >/dev/null 2>&1 || need+=(g++)
+if ((${#need[@]})); then
+  if [[ $(id -u) -ne 0 ]]; then
+    log "missing Debian packages: ${need[*]}; run as root or install them: apt-get install ${need[*]}"
+    exit 1
+  fi
+  log "installing Debian packages: ${need[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+fi
+
+# 2. npm packages, when node_modules is missing or older than the lockfile.
+# onnxruntime-node's postinstall would download GPU providers; its CPU binaries ship inside.
+export ONNXRUNTIME_NODE_INSTALL=skip
+if [[ ! -f node_modules/.package-lock.json || package-lock.json -nt node_modules/.package-lock.json ]]; then
+  log "npm ci"
+  npm ci --no-audit --no-fund --loglevel=error >&2
+fi
+
+# 3. The native addon, rebuilt only when its sources or the libtorch it builds against change.
+bash scripts/build-native.sh

@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# Builds native/ with node-gyp when its sources, or the libtorch it targets, changed since the
+# last build (a hash of both is kept beside the built addon).
+set -euo pipefail
+cd "$(dirname "$0")/../native"
+
+stamp=build/Release/.mfr-source-hash
+hash=$( (cat binding.gyp torch-config.cjs src/*; echo "${MFR_LIBTORCH:-debian}") | sha256sum | cut -d' ' -f1)
+if [[ -f build/Release/mfr_native.node && -f $stamp && $(cat "$stamp") == "$hash" ]]; then
+  exit 0
+fi
+echo "[build-native] building the libtorch addon (a few minutes)" >&2
+nodedir=$(npm config get nodedir 2>/dev/null || true)
+args=(rebuild -j "${MFR_BUILD_JOBS:-2}")
+[[ -n "$nodedir" && "$nodedir" != "undefined" && -d "$nodedir/include/node" ]] && args+=(--nodedir="$nodedir")
+../node_modules/.bin/node-gyp "${args[@]}" >&2
+echo "$hash" >"$stamp"

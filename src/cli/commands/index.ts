@@ -1,0 +1,7 @@
+// Every subcommand registers itself here; one line each.
+import type { Command } from "commander";
+import { registerDemo } from "./demo.ts";
+
+export function registerAll(program: Command): void {
+  registerDemo(program);
+}

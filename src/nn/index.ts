@@ -1,0 +1,3 @@
+export { Module, type Layer } from "./module.ts";
+export * from "./layers.ts";
+export * as init from "./init.ts";

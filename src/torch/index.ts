@@ -1,0 +1,32 @@
+// mfr's tensor library: the public face of the libtorch addon.
+import { native } from "./native.ts";
+import { threadsFromEnv } from "./autograd.ts";
+
+export {
+  Tensor,
+  callOp,
+  wrap,
+  wrapMany,
+  isDType,
+  type Scalar,
+  type Device,
+  type IndexSpec,
+} from "./tensor.ts";
+export { type DType, ELEMENT_SIZE, isFloating } from "./dtype.ts";
+export * from "./creation.ts";
+export * from "./functional.ts";
+export * from "./autograd.ts";
+export { scope, scopeSize } from "./scope.ts";
+export { opId } from "./ops.ts";
+export { saveSafetensors, loadSafetensors, type SafetensorsFile, type TensorMap } from "./io/safetensors.ts";
+export { saveNpy, loadNpy } from "./io/npy.ts";
+export { loadPthObject, loadPthStateDict, savePth, type PthObject } from "./io/pth.ts";
+export { writeAtomic } from "./io/atomic.ts";
+
+/** Facts about the libtorch the addon was built against. */
+export function buildInfo(): { torchVersion: string; cuda: boolean; parallelInfo: string } {
+  return native.buildInfo();
+}
+
+const threads = threadsFromEnv();
+if (threads !== undefined) native.setNumThreads(threads);

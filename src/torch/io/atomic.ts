@@ -1,0 +1,50 @@
+// Writes that matter: to a temporary name beside the target, fsync, rename, fsync the folder.
+// A crash mid-write leaves the previous file intact.
+import fs from "node:fs";
+import path from "node:path";
+
+/** Calls write(fd) on a temporary file, then atomically replaces `target` with it. */
+export function writeAtomic(target: string, write: (fd: number) => void): void {
+  const dir = path.dirname(target);
+  const tmp = path.join(
+    dir,
+    `.${path.basename(target)}.tmp-${process.pid}-${Math.random().toString(36).slice(2)}`,
+  );
+  const fd = fs.openSync(tmp, "w");
+  try {
+    write(fd);
+    fs.fsyncSync(fd);
+  } catch (err) {
+    fs.closeSync(fd);
+    fs.rmSync(tmp, { force: true });
+    throw err;
+  }
+  fs.closeSync(fd);
+  fs.renameSync(tmp, target);
+  try {
+    const dfd = fs.openSync(dir, "r");
+    fs.fsyncSync(dfd);
+    fs.closeSync(dfd);
+  } catch {
+    // Some filesystems refuse fsync on a directory; the rename itself is still atomic.
+  }
+}
+
+/** Writes all of buf at the fd's current position. */
+export function writeAll(fd: number, buf: Uint8Array): void {
+  let off = 0;
+  while (off < buf.byteLength) off += fs.writeSync(fd, buf, off, buf.byteLength - off);
+}
+
+/** Reads exactly len bytes at position, or throws naming the file. */
+export function readExactly(fd: number, file: string, position: number, len: number): Buffer {
+  const buf = Buffer.allocUnsafe(len);
+  let got = 0;
+  while (got < len) {
+    const n = fs.readSync(fd, buf, got, len - got, position + got);
+    if (n === 0)
+      throw new Error(`${file}: truncated (wanted ${len} bytes at offset ${position}, file ended)`);
+    got += n;
+  }
+  return buf;
+}

@@ -1,0 +1,68 @@
+// Deterministic memory: every tensor made inside scope(fn) is disposed when fn returns, except
+// those it returns (which pass to the enclosing scope) and those marked keep(). GC finalizers in
+// the addon remain a safety net only: a synchronous loop never lets them run.
+
+/** What a scope can dispose. Tensor implements it; kept tensors are skipped. */
+export interface Scoped {
+  dispose(): void;
+  readonly kept: boolean;
+}
+
+let current: Scoped[] | undefined;
+
+/** Called by every tensor when it is made. */
+export function track(t: Scoped): void {
+  if (current !== undefined) current.push(t);
+}
+
+function collect(value: unknown, into: Set<unknown>, depth: number): void {
+  if (value === null || typeof value !== "object" || depth > 4) return;
+  if (into.has(value)) return;
+  into.add(value);
+  if (Array.isArray(value)) {
+    for (const v of value) collect(v, into, depth + 1);
+  } else if (value instanceof Map) {
+    for (const v of value.values()) collect(v, into, depth + 1);
+  } else if (Object.getPrototypeOf(value) === Object.prototype) {
+    for (const v of Object.values(value)) collect(v, into, depth + 1);
+  }
+}
+
+/**
+ * Runs fn and disposes every tensor it made, except what it returns (found in arrays, Maps and
+ * plain objects up to four levels deep). fn must be synchronous: tensors made across an await
+ * could belong to other work.
+ */
+export function scope<T>(fn: () => T): T {
+  const parent = current;
+  const mine: Scoped[] = [];
+  current = mine;
+  let result: T;
+  try {
+    result = fn();
+  } catch (err) {
+    current = parent;
+    for (const t of mine) if (!t.kept) t.dispose();
+    throw err;
+  }
+  current = parent;
+  if (result instanceof Promise) {
+    for (const t of mine) if (!t.kept) t.dispose();
+    throw new Error("scope(fn): fn returned a Promise; scopes are synchronous (wrap the synchronous parts)");
+  }
+  const keep = new Set<unknown>();
+  collect(result, keep, 0);
+  for (const t of mine) {
+    if (keep.has(t)) {
+      if (parent !== undefined) parent.push(t);
+    } else if (!t.kept) {
+      t.dispose();
+    }
+  }
+  return result;
+}
+
+/** Number of tensors tracked by the innermost scope (for tests and leak hunting). */
+export function scopeSize(): number {
+  return current?.length ?? 0;
+}

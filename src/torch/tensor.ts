@@ -1,0 +1,610 @@
+// Tensor: the TypeScript face of a libtorch tensor. Methods are thin: each is one dispatcher
+// call through an operator id (ops.ts); libtorch checks shapes and dtypes and its errors arrive
+// as JS Errors naming the op.
+import { native, type NativeArg, type NativeResult, type NativeTensor } from "./native.ts";
+import { O } from "./ops.ts";
+import { type AnyTypedArray, type DType, dtypeCode, dtypeName, viewBytes } from "./dtype.ts";
+import { track } from "./scope.ts";
+
+export type Scalar = number | boolean;
+export type Device = string;
+/** A slice for Tensor.index: a number selects, [start, end, step?] slices, null keeps a dim. */
+export type IndexSpec = number | null | readonly [number | null, number | null, number?] | Tensor;
+
+/** Wraps one native result as a Tensor. */
+export function wrap(r: NativeResult): Tensor {
+  return new Tensor(r as NativeTensor);
+}
+
+/** Wraps a tuple or list result. */
+export function wrapMany(r: NativeResult): Tensor[] {
+  return (r as NativeTensor[]).map((x) => new Tensor(x));
+}
+
+/** Calls any ATen op by name ("aten::op.overload") with tensors and plain values. */
+export function callOp(
+  id: number,
+  ...args: (Tensor | NativeArg | readonly (Tensor | null)[])[]
+): NativeResult {
+  return native.call(id, ...args.map(unbox));
+}
+
+function unbox(a: Tensor | NativeArg | readonly (Tensor | null)[]): NativeArg {
+  if (a instanceof Tensor) return a.native;
+  if (Array.isArray(a)) return a.map((x: unknown) => (x instanceof Tensor ? x.native : x)) as NativeArg;
+  return a as NativeArg;
+}
+
+export class Tensor {
+  /** The addon's handle. */
+  readonly native: NativeTensor;
+  #kept = false;
+  #shape: number[] | undefined;
+
+  constructor(handle: NativeTensor) {
+    this.native = handle;
+    track(this);
+  }
+
+  // ---- lifetime -----------------------------------------------------------------------------
+  /** Frees the tensor's memory now (its storage, once no view or graph holds it). */
+  dispose(): void {
+    this.native.dispose();
+  }
+  [Symbol.dispose](): void {
+    this.native.dispose();
+  }
+  get disposed(): boolean {
+    return this.native.isDisposed();
+  }
+  /** Exempts this tensor from every scope's cleanup (parameters, optimizer state). */
+  keep(): this {
+    this.#kept = true;
+    return this;
+  }
+  get kept(): boolean {
+    return this.#kept;
+  }
+
+  // ---- metadata -----------------------------------------------------------------------------
+  get shape(): readonly number[] {
+    return (this.#shape ??= this.native.shape());
+  }
+  get dtype(): DType {
+    return dtypeName(this.native.dtype());
+  }
+  get device(): Device {
+    return this.native.device();
+  }
+  get ndim(): number {
+    return this.native.dim();
+  }
+  get numel(): number {
+    return this.native.numel();
+  }
+  size(dim: number): number {
+    const s = this.shape;
+    const d = dim < 0 ? dim + s.length : dim;
+    const n = s[d];
+    if (n === undefined) throw new RangeError(`size(${dim}): tensor has ${s.length} dims`);
+    return n;
+  }
+  get strides(): number[] {
+    return this.native.strides();
+  }
+  isContiguous(): boolean {
+    return this.native.isContiguous();
+  }
+
+  // ---- data ---------------------------------------------------------------------------------
+  /** The single element as a number (or boolean). */
+  item(): number {
+    return Number(this.native.item());
+  }
+  /** A copy of the elements in row-major order, in the typed array of the dtype. */
+  data(): AnyTypedArray {
+    return viewBytes(this.native.toBuffer(), this.dtype);
+  }
+  /** Elements as plain numbers (int64 converted with Number()). */
+  toArray(): number[] {
+    const d = this.data();
+    return Array.from(d as ArrayLike<number | bigint>, (v) => Number(v));
+  }
+  /** Copies the elements into a caller-owned buffer of exactly the tensor's byte size. */
+  copyInto(dst: ArrayBufferView | ArrayBuffer): void {
+    this.native.copyInto(dst);
+  }
+
+  // ---- autograd -----------------------------------------------------------------------------
+  get requiresGrad(): boolean {
+    return this.native.requiresGrad();
+  }
+  set requiresGrad(on: boolean) {
+    this.native.setRequiresGrad(on);
+  }
+  requiresGrad_(on = true): this {
+    this.native.setRequiresGrad(on);
+    return this;
+  }
+  /** The accumulated gradient (a new handle on it each call), or undefined. */
+  get grad(): Tensor | undefined {
+    const g = this.native.grad();
+    return g === undefined ? undefined : new Tensor(g);
+  }
+  set grad(g: Tensor | undefined) {
+    this.native.setGrad(g?.native);
+  }
+  get isLeaf(): boolean {
+    return this.native.isLeaf();
+  }
+  get gradFn(): string | undefined {
+    return this.native.gradFn();
+  }
+  retainGrad(): this {
+    this.native.retainGrad();
+    return this;
+  }
+  backward(grad?: Tensor, opts: { retainGraph?: boolean; createGraph?: boolean } = {}): void {
+    native.backward([this.native], grad ? [grad.native] : undefined, opts.retainGraph, !!opts.createGraph);
+  }
+  /** backward() on a pool thread: timers, signals and I/O keep running meanwhile. */
+  backwardAsync(grad?: Tensor, opts: { retainGraph?: boolean } = {}): Promise<void> {
+    return native.backwardAsync([this.native], grad ? [grad.native] : undefined, opts.retainGraph, false);
+  }
+  detach(): Tensor {
+    return wrap(native.call(O.detach, this.native));
+  }
+
+  // ---- conversion ---------------------------------------------------------------------------
+  to(target: DType | Device, opts: { copy?: boolean } = {}): Tensor {
+    if (isDType(target))
+      return wrap(native.call(O.toDtype, this.native, dtypeCode(target), false, !!opts.copy));
+    return wrap(native.call(O.toDevice, this.native, target, this.native.dtype(), false, !!opts.copy));
+  }
+  float(): Tensor {
+    return this.to("f32");
+  }
+  clone(): Tensor {
+    return wrap(native.call(O.clone, this.native));
+  }
+  contiguous(): Tensor {
+    return wrap(native.call(O.contiguous, this.native));
+  }
+
+  // ---- elementwise --------------------------------------------------------------------------
+  add(o: Tensor | number, alpha?: number): Tensor {
+    return wrap(
+      typeof o === "number"
+        ? native.call(O.addS, this.native, o, alpha)
+        : native.call(O.add, this.native, o.native, alpha),
+    );
+  }
+  sub(o: Tensor | number, alpha?: number): Tensor {
+    return wrap(
+      typeof o === "number"
+        ? native.call(O.subS, this.native, o, alpha)
+        : native.call(O.sub, this.native, o.native, alpha),
+    );
+  }
+  mul(o: Tensor | number): Tensor {
+    return wrap(
+      typeof o === "number" ? native.call(O.mulS, this.native, o) : native.call(O.mul, this.native, o.native),
+    );
+  }
+  div(o: Tensor | number): Tensor {
+    return wrap(
+      typeof o === "number" ? native.call(O.divS, this.native, o) : native.call(O.div, this.native, o.native),
+    );
+  }
+  pow(e: Tensor | number): Tensor {
+    return wrap(
+      typeof e === "number" ? native.call(O.powS, this.native, e) : native.call(O.pow, this.native, e.native),
+    );
+  }
+  neg(): Tensor {
+    return this.unary(O.neg);
+  }
+  exp(): Tensor {
+    return this.unary(O.exp);
+  }
+  log(): Tensor {
+    return this.unary(O.log);
+  }
+  sqrt(): Tensor {
+    return this.unary(O.sqrt);
+  }
+  rsqrt(): Tensor {
+    return this.unary(O.rsqrt);
+  }
+  abs(): Tensor {
+    return this.unary(O.abs);
+  }
+  sign(): Tensor {
+    return this.unary(O.sign);
+  }
+  sigmoid(): Tensor {
+    return this.unary(O.sigmoid);
+  }
+  tanh(): Tensor {
+    return this.unary(O.tanh);
+  }
+  relu(): Tensor {
+    return this.unary(O.relu);
+  }
+  square(): Tensor {
+    return this.unary(O.square);
+  }
+  reciprocal(): Tensor {
+    return this.unary(O.reciprocal);
+  }
+  sin(): Tensor {
+    return this.unary(O.sin);
+  }
+  cos(): Tensor {
+    return this.unary(O.cos);
+  }
+  acos(): Tensor {
+    return this.unary(O.acos);
+  }
+  floor(): Tensor {
+    return this.unary(O.floor);
+  }
+  round(): Tensor {
+    return this.unary(O.round);
+  }
+  isfinite(): Tensor {
+    return this.unary(O.isfinite);
+  }
+  logicalNot(): Tensor {
+    return this.unary(O.logicalNot);
+  }
+  clamp(min?: number, max?: number): Tensor {
+    return wrap(native.call(O.clamp, this.native, min ?? null, max ?? null));
+  }
+  maximum(o: Tensor): Tensor {
+    return this.binary(O.maximum, o);
+  }
+  minimum(o: Tensor): Tensor {
+    return this.binary(O.minimum, o);
+  }
+  logicalAnd(o: Tensor): Tensor {
+    return this.binary(O.logicalAnd, o);
+  }
+  matmul(o: Tensor): Tensor {
+    return this.binary(O.matmul, o);
+  }
+  mm(o: Tensor): Tensor {
+    return this.binary(O.mm, o);
+  }
+  bmm(o: Tensor): Tensor {
+    return this.binary(O.bmm, o);
+  }
+  eq(o: Tensor | Scalar): Tensor {
+    return this.compare(O.eq, O.eqS, o);
+  }
+  ne(o: Tensor | Scalar): Tensor {
+    return this.compare(O.ne, O.neS, o);
+  }
+  gt(o: Tensor | Scalar): Tensor {
+    return this.compare(O.gt, O.gtS, o);
+  }
+  ge(o: Tensor | Scalar): Tensor {
+    return this.compare(O.ge, O.geS, o);
+  }
+  lt(o: Tensor | Scalar): Tensor {
+    return this.compare(O.lt, O.ltS, o);
+  }
+  le(o: Tensor | Scalar): Tensor {
+    return this.compare(O.le, O.leS, o);
+  }
+  maskedFill(mask: Tensor, value: Scalar): Tensor {
+    return wrap(native.call(O.maskedFill, this.native, mask.native, value));
+  }
+  softmax(dim: number): Tensor {
+    return wrap(native.call(O.softmax, this.native, dim));
+  }
+  logSoftmax(dim: number): Tensor {
+    return wrap(native.call(O.logSoftmax, this.native, dim));
+  }
+
+  // ---- in place (return this) ---------------------------------------------------------------
+  add_(o: Tensor | number, alpha?: number): this {
+    if (typeof o === "number") native.callVoid(O.addS_, this.native, o, alpha);
+    else native.callVoid(O.add_, this.native, o.native, alpha);
+    return this;
+  }
+  sub_(o: Tensor | number, alpha?: number): this {
+    if (typeof o === "number") native.callVoid(O.subS_, this.native, o, alpha);
+    else native.callVoid(O.sub_, this.native, o.native, alpha);
+    return this;
+  }
+  mul_(o: Tensor | number): this {
+    if (typeof o === "number") native.callVoid(O.mulS_, this.native, o);
+    else native.callVoid(O.mul_, this.native, o.native);
+    return this;
+  }
+  div_(o: Tensor | number): this {
+    if (typeof o === "number") native.callVoid(O.divS_, this.native, o);
+    else native.callVoid(O.div_, this.native, o.native);
+    return this;
+  }
+  clamp_(min?: number, max?: number): this {
+    native.callVoid(O.clamp_, this.native, min ?? null, max ?? null);
+    return this;
+  }
+  zero_(): this {
+    native.callVoid(O.zero_, this.native);
+    return this;
+  }
+  fill_(v: Scalar): this {
+    native.callVoid(O.fill_, this.native, v);
+    return this;
+  }
+  copy_(src: Tensor): this {
+    native.callVoid(O.copy_, this.native, src.native);
+    return this;
+  }
+  sqrt_(): this {
+    native.callVoid(O.sqrt_, this.native);
+    return this;
+  }
+  addcmul_(a: Tensor, b: Tensor, value = 1): this {
+    native.callVoid(O.addcmul_, this.native, a.native, b.native, value);
+    return this;
+  }
+  addcdiv_(a: Tensor, b: Tensor, value = 1): this {
+    native.callVoid(O.addcdiv_, this.native, a.native, b.native, value);
+    return this;
+  }
+  lerp_(end: Tensor, weight: number): this {
+    native.callVoid(O.lerp_, this.native, end.native, weight);
+    return this;
+  }
+  maskedFill_(mask: Tensor, value: Scalar): this {
+    native.callVoid(O.maskedFill_, this.native, mask.native, value);
+    return this;
+  }
+  normal_(mean = 0, std = 1): this {
+    native.callVoid(O.normal_, this.native, mean, std);
+    return this;
+  }
+  uniform_(from = 0, to = 1): this {
+    native.callVoid(O.uniform_, this.native, from, to);
+    return this;
+  }
+  indexAdd_(dim: number, index: Tensor, source: Tensor, alpha?: number): this {
+    native.callVoid(O.indexAdd_, this.native, dim, index.native, source.native, alpha);
+    return this;
+  }
+  indexPut_(indices: readonly (Tensor | null)[], values: Tensor, accumulate = false): this {
+    native.callVoid(
+      O.indexPut_,
+      this.native,
+      indices.map((t) => t?.native ?? null),
+      values.native,
+      accumulate,
+    );
+    return this;
+  }
+
+  // ---- reductions ---------------------------------------------------------------------------
+  sum(dim?: number | readonly number[], keepdim = false): Tensor {
+    return wrap(
+      dim === undefined
+        ? native.call(O.sumAll, this.native)
+        : native.call(O.sum, this.native, dims(dim), keepdim),
+    );
+  }
+  mean(dim?: number | readonly number[], keepdim = false): Tensor {
+    return wrap(
+      dim === undefined
+        ? native.call(O.meanAll, this.native)
+        : native.call(O.mean, this.native, dims(dim), keepdim),
+    );
+  }
+  max(): Tensor {
+    return this.unary(O.maxAll);
+  }
+  min(): Tensor {
+    return this.unary(O.minAll);
+  }
+  /** [values, indices] along dim. */
+  maxDim(dim: number, keepdim = false): [Tensor, Tensor] {
+    return wrapMany(native.call(O.maxDim, this.native, dim, keepdim)) as [Tensor, Tensor];
+  }
+  minDim(dim: number, keepdim = false): [Tensor, Tensor] {
+    return wrapMany(native.call(O.minDim, this.native, dim, keepdim)) as [Tensor, Tensor];
+  }
+  amax(dim: number | readonly number[], keepdim = false): Tensor {
+    return wrap(native.call(O.amax, this.native, dims(dim), keepdim));
+  }
+  argmax(dim?: number, keepdim = false): Tensor {
+    return wrap(native.call(O.argmax, this.native, dim ?? null, keepdim));
+  }
+  /** Vector p-norm over dims (all elements when omitted). */
+  norm(p = 2, dim?: number | readonly number[], keepdim = false): Tensor {
+    return wrap(native.call(O.norm, this.native, p, dim === undefined ? null : dims(dim), keepdim));
+  }
+  var(dim?: number | readonly number[], opts: { correction?: number; keepdim?: boolean } = {}): Tensor {
+    return wrap(
+      native.call(
+        O.var,
+        this.native,
+        dim === undefined ? null : dims(dim),
+        opts.correction ?? 1,
+        !!opts.keepdim,
+      ),
+    );
+  }
+  logsumexp(dim: number | readonly number[], keepdim = false): Tensor {
+    return wrap(native.call(O.logsumexp, this.native, dims(dim), keepdim));
+  }
+  all(): Tensor {
+    return this.unary(O.all);
+  }
+  any(): Tensor {
+    return this.unary(O.any);
+  }
+  cumsum(dim: number): Tensor {
+    return wrap(native.call(O.cumsum, this.native, dim));
+  }
+  topk(k: number, dim = -1, largest = true, sorted = true): [Tensor, Tensor] {
+    return wrapMany(native.call(O.topk, this.native, k, dim, largest, sorted)) as [Tensor, Tensor];
+  }
+  sort(dim = -1, descending = false): [Tensor, Tensor] {
+    return wrapMany(native.call(O.sort, this.native, dim, descending)) as [Tensor, Tensor];
+  }
+  argsort(dim = -1, descending = false): Tensor {
+    return wrap(native.call(O.argsort, this.native, dim, descending));
+  }
+
+  // ---- shape and indexing -------------------------------------------------------------------
+  reshape(...shape: number[]): Tensor {
+    return wrap(native.call(O.reshape, this.native, shape));
+  }
+  view(...shape: number[]): Tensor {
+    return wrap(native.call(O.view, this.native, shape));
+  }
+  flatten(start = 0, end = -1): Tensor {
+    return wrap(native.call(O.flatten, this.native, start, end));
+  }
+  unsqueeze(dim: number): Tensor {
+    return wrap(native.call(O.unsqueeze, this.native, dim));
+  }
+  squeeze(dim?: number): Tensor {
+    return wrap(
+      dim === undefined ? native.call(O.squeeze, this.native) : native.call(O.squeezeDim, this.native, dim),
+    );
+  }
+  transpose(a: number, b: number): Tensor {
+    return wrap(native.call(O.transpose, this.native, a, b));
+  }
+  permute(...order: number[]): Tensor {
+    return wrap(native.call(O.permute, this.native, order));
+  }
+  get T(): Tensor {
+    return this.unary(O.t);
+  }
+  expand(...shape: number[]): Tensor {
+    return wrap(native.call(O.expand, this.native, shape));
+  }
+  repeat(...times: number[]): Tensor {
+    return wrap(native.call(O.repeat, this.native, times));
+  }
+  narrow(dim: number, start: number, length: number): Tensor {
+    return wrap(native.call(O.narrow, this.native, dim, start, length));
+  }
+  slice(dim: number, start: number | null, end: number | null, step = 1): Tensor {
+    return wrap(native.call(O.slice, this.native, dim, start, end, step));
+  }
+  select(dim: number, i: number): Tensor {
+    return wrap(native.call(O.select, this.native, dim, i));
+  }
+  chunk(n: number, dim = 0): Tensor[] {
+    return wrapMany(native.call(O.chunk, this.native, n, dim));
+  }
+  split(size: number | readonly number[], dim = 0): Tensor[] {
+    return wrapMany(
+      typeof size === "number"
+        ? native.call(O.split, this.native, size, dim)
+        : native.call(O.splitSizes, this.native, size, dim),
+    );
+  }
+  flip(...dimsToFlip: number[]): Tensor {
+    return wrap(native.call(O.flip, this.native, dimsToFlip));
+  }
+  indexSelect(dim: number, index: Tensor): Tensor {
+    return wrap(native.call(O.indexSelect, this.native, dim, index.native));
+  }
+  gather(dim: number, index: Tensor): Tensor {
+    return wrap(native.call(O.gather, this.native, dim, index.native));
+  }
+  scatter(dim: number, index: Tensor, src: Tensor | Scalar): Tensor {
+    return wrap(
+      src instanceof Tensor
+        ? native.call(O.scatter, this.native, dim, index.native, src.native)
+        : native.call(O.scatterS, this.native, dim, index.native, src),
+    );
+  }
+  scatterAdd(dim: number, index: Tensor, src: Tensor): Tensor {
+    return wrap(native.call(O.scatterAdd, this.native, dim, index.native, src.native));
+  }
+  indexAdd(dim: number, index: Tensor, source: Tensor, alpha?: number): Tensor {
+    return wrap(native.call(O.indexAdd, this.native, dim, index.native, source.native, alpha));
+  }
+  maskedSelect(mask: Tensor): Tensor {
+    return wrap(native.call(O.maskedSelect, this.native, mask.native));
+  }
+  nonzero(): Tensor {
+    return this.unary(O.nonzero);
+  }
+  /**
+   * NumPy-style indexing, one spec per leading dim: a number selects (dropping the dim),
+   * [start, end, step?] slices, null keeps the dim whole, a Tensor gathers (advanced indexing).
+   */
+  index(...specs: IndexSpec[]): Tensor {
+    // eslint-disable-next-line @typescript-eslint/no-this-alias -- cur walks from this tensor through views
+    let cur: Tensor = this;
+    let dim = 0;
+    const advanced: (Tensor | null)[] = [];
+    const made: Tensor[] = [];
+    for (const s of specs) {
+      if (s instanceof Tensor) {
+        advanced[dim] = s;
+        dim++;
+        continue;
+      }
+      if (s === null) {
+        dim++;
+        continue;
+      }
+      const next: Tensor = typeof s === "number" ? cur.select(dim, s) : cur.slice(dim, s[0], s[1], s[2] ?? 1);
+      if (cur !== this) made.push(cur);
+      cur = next;
+      if (typeof s !== "number") dim++;
+    }
+    if (advanced.length === 0) return cur === this ? this.alias() : cur;
+    const out = wrap(
+      native.call(
+        O.index,
+        cur.native,
+        Array.from(advanced, (t) => t?.native ?? null),
+      ),
+    );
+    if (cur !== this) made.push(cur);
+    for (const t of made) t.dispose();
+    return out;
+  }
+  /** A second handle on the same tensor (same storage, same autograd identity). */
+  alias(): Tensor {
+    return wrap(native.call(O.alias, this.native));
+  }
+
+  toString(): string {
+    return this.disposed
+      ? "Tensor(disposed)"
+      : `Tensor(shape=[${this.shape.join(", ")}], dtype=${this.dtype}, device=${this.device})`;
+  }
+
+  // ---- helpers ------------------------------------------------------------------------------
+  private unary(id: number): Tensor {
+    return wrap(native.call(id, this.native));
+  }
+  private binary(id: number, o: Tensor): Tensor {
+    return wrap(native.call(id, this.native, o.native));
+  }
+  private compare(id: number, idS: number, o: Tensor | Scalar): Tensor {
+    return wrap(
+      o instanceof Tensor ? native.call(id, this.native, o.native) : native.call(idS, this.native, o),
+    );
+  }
+}
+
+function dims(d: number | readonly number[]): readonly number[] {
+  return typeof d === "number" ? [d] : d;
+}
+
+const DTYPES = new Set<string>(["f32", "f64", "f16", "bf16", "i64", "i32", "i16", "i8", "u8", "bool"]);
+export function isDType(x: string): x is DType {
+  return DTYPES.has(x);
+}
