@@ -1,9 +1,9 @@
-// PyTorch's own file format: state dicts written by torch.save (zip archive + pickle),
-// read through libtorch's unpickler so arcface_torch checkpoints load without Python.
+// PyTorch's own file format (torch.save: a zip archive of a pickle and raw storages). libtorch
+// reads the archive and writes whole files; src/torch/io/pth.ts interprets the pickle.
 #include <caffe2/serialize/inline_container.h>
-#include <torch/csrc/jit/serialization/import_read.h>
 #include <torch/csrc/jit/serialization/pickle.h>
 
+#include <cstring>
 #include <fstream>
 
 #include "addon.h"
@@ -12,28 +12,42 @@ namespace mfr {
 
 namespace {
 
-// loadPth(path): the unpickled object, tensors mapped to the CPU wherever they were saved
-// (checkpoints trained on GPUs carry cuda storage locations).
-Napi::Value LoadPth(const Napi::CallbackInfo& info) {
+// zipRecords(path): the record names of a torch.save archive, without its top folder
+// ("data.pkl", "data/0", ...). The pickle itself is interpreted in TypeScript by a safe
+// unpickler: libtorch 1.13's own one lacks opcodes Python emits (SETITEM, BUILD on dicts).
+Napi::Value ZipRecords(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  if (!info[0].IsString()) throw Napi::TypeError::New(env, "loadPth: path must be a string");
+  if (!info[0].IsString()) throw Napi::TypeError::New(env, "zipRecords: path must be a string");
   std::string path = info[0].As<Napi::String>().Utf8Value();
   MFR_GUARD_BEGIN
-  std::ifstream probe(path, std::ios::binary);
-  if (!probe) throw Napi::Error::New(env, "loadPth: cannot open " + path);
-  char magic[2] = {0, 0};
-  probe.read(magic, 2);
-  if (magic[0] != 'P' || magic[1] != 'K') {
-    throw Napi::Error::New(env, "loadPth: " + path +
-                                    " is not a zip-format torch.save file (legacy format; re-save it "
-                                    "with a PyTorch >= 1.6 torch.save)");
-  }
-  probe.close();
   caffe2::serialize::PyTorchStreamReader reader(path);
-  c10::IValue value = torch::jit::readArchiveAndTensors("data", "", "", c10::nullopt, c10::nullopt,
-                                                        c10::Device(c10::kCPU), reader);
-  return IValueToJs(env, value);
-  MFR_GUARD_END(env, "loadPth " + path)
+  auto names = reader.getAllRecords();
+  Napi::Array out = Napi::Array::New(env, names.size());
+  for (size_t i = 0; i < names.size(); ++i) out.Set(static_cast<uint32_t>(i), Napi::String::New(env, names[i]));
+  return out;
+  MFR_GUARD_END(env, path)
+}
+
+// zipRead(path, names): the bytes of each named record, as ArrayBuffers.
+Napi::Value ZipRead(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (!info[0].IsString() || !info[1].IsArray()) throw Napi::TypeError::New(env, "zipRead(path, names)");
+  std::string path = info[0].As<Napi::String>().Utf8Value();
+  MFR_GUARD_BEGIN
+  caffe2::serialize::PyTorchStreamReader reader(path);
+  Napi::Array names = info[1].As<Napi::Array>();
+  Napi::Array out = Napi::Array::New(env, names.Length());
+  for (uint32_t i = 0; i < names.Length(); ++i) {
+    std::string name = names.Get(i).As<Napi::String>().Utf8Value();
+    if (!reader.hasRecord(name)) throw Napi::Error::New(env, path + ": archive has no record '" + name + "'");
+    auto rec = reader.getRecord(name);
+    size_t n = std::get<1>(rec);
+    Napi::ArrayBuffer buf = Napi::ArrayBuffer::New(env, n);
+    if (n > 0) std::memcpy(buf.Data(), std::get<0>(rec).get(), n);
+    out.Set(i, buf);
+  }
+  return out;
+  MFR_GUARD_END(env, path)
 }
 
 // savePth(path, names, tensors): a dict of tensors in torch.save's zip format, so a state
@@ -66,7 +80,8 @@ Napi::Value SavePth(const Napi::CallbackInfo& info) {
 }  // namespace
 
 void InitSerialize(Napi::Env env, Napi::Object exports) {
-  exports.Set("loadPth", Napi::Function::New(env, LoadPth, "loadPth"));
+  exports.Set("zipRecords", Napi::Function::New(env, ZipRecords, "zipRecords"));
+  exports.Set("zipRead", Napi::Function::New(env, ZipRead, "zipRead"));
   exports.Set("savePth", Napi::Function::New(env, SavePth, "savePth"));
 }
 

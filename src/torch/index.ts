@@ -22,6 +22,7 @@ export { saveSafetensors, loadSafetensors, type SafetensorsFile, type TensorMap 
 export { saveNpy, loadNpy } from "./io/npy.ts";
 export { loadPthObject, loadPthStateDict, savePth, type PthObject } from "./io/pth.ts";
 export { writeAtomic } from "./io/atomic.ts";
+export { unpickle, PickleGlobal, DATA_GLOBALS, type PickleValue, type UnpickleOptions } from "./io/pickle.ts";
 
 /** Facts about the libtorch the addon was built against. */
 export function buildInfo(): { torchVersion: string; cuda: boolean; parallelInfo: string } {

@@ -45,9 +45,6 @@ export type NativeArg =
 /** What an op returns: a tensor, several (tuple), a list, or a plain value. */
 export type NativeResult = NativeTensor | number | boolean | string | undefined | NativeResult[];
 
-export type PthValue =
-  NativeTensor | number | boolean | string | undefined | PthValue[] | Map<PthValue, PthValue>;
-
 export interface NativeModule {
   NativeTensor: new () => NativeTensor;
   fromBuffer(
@@ -90,7 +87,8 @@ export interface NativeModule {
   getRngState(): NativeTensor;
   setRngState(state: NativeTensor): void;
   buildInfo(): { torchVersion: string; cuda: boolean; parallelInfo: string };
-  loadPth(path: string): PthValue;
+  zipRecords(path: string): string[];
+  zipRead(path: string, names: string[]): ArrayBuffer[];
   savePth(path: string, names: string[], tensors: NativeTensor[]): void;
 }
 

@@ -128,6 +128,7 @@ export const O = table({
   clone: "aten::clone",
   detach: "aten::detach",
   alias: "aten::alias",
+  asStrided: "aten::as_strided",
   zero_: "aten::zero_",
   fill_: "aten::fill_.Scalar",
   copy_: "aten::copy_",

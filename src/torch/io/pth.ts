@@ -1,24 +1,109 @@
-// PyTorch checkpoints (torch.save's zip format), read and written by libtorch's pickler, so
-// arcface_torch's backbone.pth and checkpoint files load without Python.
+// PyTorch checkpoints (torch.save's zip format): libtorch reads the archive, our safe unpickler
+// interprets data.pkl with only the globals a checkpoint needs (no code from the file runs),
+// so arcface_torch's backbone.pth and training checkpoints load without Python.
 import fs from "node:fs";
-import { native, type PthValue } from "../native.ts";
-import { Tensor } from "../tensor.ts";
+import { native } from "../native.ts";
+import { type DType, dtypeCode } from "../dtype.ts";
+import { O } from "../ops.ts";
+import { Tensor, wrap } from "../tensor.ts";
+import { DATA_GLOBALS, PickleGlobal, type PickleValue, unpickle } from "./pickle.ts";
 
-/** Any value a checkpoint may hold, with tensors wrapped. */
-export type PthObject =
-  Tensor | number | boolean | string | undefined | PthObject[] | Map<PthObject, PthObject>;
+/** Any value a checkpoint may hold: tensors, numbers, strings, bytes, lists, dicts (Maps). */
+export type PthObject = PickleValue;
 
-function wrapValue(v: PthValue): PthObject {
-  if (Array.isArray(v)) return v.map(wrapValue);
-  if (v instanceof Map) return new Map([...v.entries()].map(([k, x]) => [wrapValue(k), wrapValue(x)]));
-  if (typeof v === "object" && v !== null) return new Tensor(v);
-  return v;
+const STORAGE_DTYPES: Record<string, DType> = {
+  FloatStorage: "f32",
+  DoubleStorage: "f64",
+  HalfStorage: "f16",
+  BFloat16Storage: "bf16",
+  LongStorage: "i64",
+  IntStorage: "i32",
+  ShortStorage: "i16",
+  CharStorage: "i8",
+  ByteStorage: "u8",
+  BoolStorage: "bool",
+};
+
+class Storage {
+  constructor(readonly flat: Tensor) {}
+}
+
+function asList(v: PickleValue, what: string, file: string): number[] {
+  if (!Array.isArray(v) || !v.every((x) => typeof x === "number"))
+    throw new Error(`${file}: ${what} is not a list of ints`);
+  return v as number[];
 }
 
 /** The whole unpickled object of a torch.save file, tensors on the CPU. */
 export function loadPthObject(file: string): PthObject {
   if (!fs.existsSync(file)) throw new Error(`${file}: no such file`);
-  return wrapValue(native.loadPth(file));
+  const magic = Buffer.alloc(2);
+  const fd = fs.openSync(file, "r");
+  fs.readSync(fd, magic, 0, 2, 0);
+  fs.closeSync(fd);
+  if (magic.toString("latin1") !== "PK") {
+    throw new Error(
+      `${file} is not a zip-format torch.save file (legacy format: re-save it with PyTorch >= 1.6)`,
+    );
+  }
+  const records = native.zipRecords(file);
+  if (!records.includes("data.pkl")) throw new Error(`${file}: archive has no data.pkl`);
+  const [pkl] = native.zipRead(file, ["data.pkl"]);
+  const storages = new Map<string, Storage>();
+  const globals: Record<string, ((args: PickleValue[]) => PickleValue) | null> = {
+    ...DATA_GLOBALS,
+    "torch._utils._rebuild_tensor_v2": ([storage, offset, size, stride]) => {
+      if (!(storage instanceof Storage))
+        throw new Error(`${file}: tensor rebuilt from something other than a storage`);
+      return wrap(
+        native.call(
+          O.asStrided,
+          storage.flat.native,
+          asList(size!, "size", file),
+          asList(stride!, "stride", file),
+          offset as number,
+        ),
+      );
+    },
+    "torch._utils._rebuild_parameter": ([data]) => data!,
+    // libtorch's own pickler (savePth) tags typed containers.
+    "torch.jit._pickle.restore_type_tag": ([value]) => value!,
+    "torch._utils._rebuild_parameter_with_state": ([data]) => data!,
+  };
+  for (const name of Object.keys(STORAGE_DTYPES)) globals[`torch.${name}`] = null;
+  const persistentLoad = (pid: PickleValue): PickleValue => {
+    if (!Array.isArray(pid) || pid[0] !== "storage" || !(pid[1] instanceof PickleGlobal)) {
+      throw new Error(`${file}: unsupported persistent id ${JSON.stringify(pid)}`);
+    }
+    const [, type, key, , numel] = pid as [string, PickleGlobal, string, string, number];
+    const dtype = STORAGE_DTYPES[type.name];
+    if (dtype === undefined) throw new Error(`${file}: unsupported storage type ${type.qualified}`);
+    let s = storages.get(key);
+    if (s === undefined) {
+      const [bytes] = native.zipRead(file, [`data/${key}`]);
+      s = new Storage(
+        new Tensor(native.fromBuffer(bytes!.slice(0, numel * bytesPer(dtype)), dtypeCode(dtype), [numel])),
+      );
+      storages.set(key, s);
+    }
+    return s;
+  };
+  try {
+    return unpickle(new Uint8Array(pkl!), { source: `${file}:data.pkl`, globals, persistentLoad });
+  } finally {
+    // The rebuilt tensors are views that keep what they need of each storage alive.
+    for (const s of storages.values()) s.flat.dispose();
+  }
+}
+
+function bytesPer(d: DType): number {
+  return d === "f64" || d === "i64"
+    ? 8
+    : d === "f32" || d === "i32"
+      ? 4
+      : d === "f16" || d === "bf16" || d === "i16"
+        ? 2
+        : 1;
 }
 
 /**
@@ -30,14 +115,13 @@ export function loadPthStateDict(file: string, key?: string): Map<string, Tensor
   if (key !== undefined) {
     if (!(obj instanceof Map) || !obj.has(key))
       throw new Error(`${file}: no entry '${key}' at the top level`);
-    obj = obj.get(key);
+    obj = obj.get(key)!;
   }
   if (!(obj instanceof Map)) throw new Error(`${file}: top-level object is not a dict of tensors`);
   const out = new Map<string, Tensor>();
   for (const [k, v] of obj) {
     if (typeof k !== "string") throw new Error(`${file}: state dict key ${String(k)} is not a string`);
-    if (!(v instanceof Tensor)) continue; // e.g. metadata entries saved beside tensors
-    out.set(k, v);
+    if (v instanceof Tensor) out.set(k, v);
   }
   const keys = [...out.keys()];
   if (keys.length > 0 && keys.every((k) => k.startsWith("module."))) {
