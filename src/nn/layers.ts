@@ -4,6 +4,7 @@ import * as T from "../torch/index.ts";
 import { type Tensor } from "../torch/index.ts";
 import { type Layer, Module } from "./module.ts";
 import { kaimingUniform_, uniform_, fans } from "./init.ts";
+import { isReplaying } from "./checkpoint.ts";
 
 function defaultInit(weight: Tensor, bias: Tensor | undefined): void {
   // torch.nn's reset_parameters for Linear and ConvNd.
@@ -43,6 +44,12 @@ export class Conv2d extends Module {
     this.bias = options.bias === false ? undefined : this.registerParameter("bias", T.empty([outChannels]));
     defaultInit(this.weight, this.bias);
   }
+  /** Gives the convolution a bias (BatchNorm folding), or replaces the one it has. */
+  setBias(b: Tensor): void {
+    if (this.bias) this.replaceParameter("bias", b);
+    else this.registerParameter("bias", b);
+    this.bias = b;
+  }
   forward(x: Tensor): Tensor {
     const o = this.options;
     return T.conv2d(x, this.weight, this.bias, {
@@ -56,7 +63,7 @@ export class Conv2d extends Module {
 
 export class Linear extends Module {
   readonly weight: Tensor;
-  readonly bias: Tensor | undefined;
+  bias: Tensor | undefined;
   constructor(
     readonly inFeatures: number,
     readonly outFeatures: number,
@@ -66,6 +73,12 @@ export class Linear extends Module {
     this.weight = this.registerParameter("weight", T.empty([outFeatures, inFeatures]));
     this.bias = opts.bias === false ? undefined : this.registerParameter("bias", T.empty([outFeatures]));
     defaultInit(this.weight, this.bias);
+  }
+  /** Gives the layer a bias (BatchNorm folding), or replaces the one it has. */
+  setBias(b: Tensor): void {
+    if (this.bias) this.replaceParameter("bias", b);
+    else this.registerParameter("bias", b);
+    this.bias = b;
   }
   forward(x: Tensor): Tensor {
     return T.linear(x, this.weight, this.bias);
@@ -114,15 +127,19 @@ abstract class BatchNorm extends Module {
       );
     }
     const useBatchStats = this.training || this.runningMean === undefined;
-    if (this.training && this.numBatchesTracked) {
+    // A checkpointed segment replayed for its gradients already updated the statistics in its
+    // first (gradient-free) run; updating them again would count the batch twice.
+    const updateStats = this.training && !isReplaying();
+    if (updateStats && this.numBatchesTracked) {
       const n = this.numBatchesTracked;
       T.noGrad(() => n.add_(1));
     }
+    const stats = updateStats || !this.training;
     return T.batchNorm(x, {
       weight: this.weight,
       bias: this.bias,
-      runningMean: this.runningMean,
-      runningVar: this.runningVar,
+      runningMean: stats ? this.runningMean : undefined,
+      runningVar: stats ? this.runningVar : undefined,
       training: useBatchStats,
       momentum: this.momentum,
       eps: this.eps,

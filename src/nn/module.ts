@@ -41,6 +41,17 @@ export abstract class Module<I extends unknown[] = [Tensor], O = Tensor> {
     this.#params.delete(name);
   }
 
+  /**
+   * Swaps a registered child for another under the same name (BatchNorm folding puts an
+   * Identity where a BatchNorm was) and returns the old one, which the caller disposes.
+   */
+  replaceModule<M extends Module<never[], unknown>>(name: string, m: M): Module<never[], unknown> {
+    const old = this.#children.get(name);
+    if (old === undefined) throw new Error(`replaceModule: no submodule '${name}'`);
+    this.#children.set(name, m);
+    return old;
+  }
+
   namedChildren(): [string, Module<never[], unknown>][] {
     return [...this.#children.entries()];
   }

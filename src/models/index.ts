@@ -1,0 +1,23 @@
+export {
+  IResNet,
+  IBasicBlock,
+  INPUT_SIZE,
+  iresnetCost,
+  type IResNetOptions,
+  type StageBlocks,
+} from "./iresnet.ts";
+export { MobileFaceNet, mobileFaceNetCost, type MobileFaceNetOptions } from "./mobilefacenet.ts";
+export { type CheckpointPolicy } from "./common.ts";
+export {
+  PRESETS,
+  PRESET_NAMES,
+  buildBackbone,
+  backboneCost,
+  foldBatchNorm,
+  resolvePreset,
+  type Backbone,
+  type BackboneOptions,
+  type BackboneSpec,
+  type Preset,
+  type PresetName,
+} from "./registry.ts";
