@@ -1,0 +1,195 @@
+// InsightFace's RecordIO dataset layout (MS1M, Glint360K, WebFace packs):
+//   train.rec / train.idx  records written by MXIndexedRecordIO
+//   record 0               IRHeader with flag 2 and label [A, B]: image records are keys 1..A-1,
+//                          identity records are keys A..B-1, identity c's record holding the
+//                          [start, end) image-key range of its images in its label
+//   image records          IRHeader(flag 0, label = identity, id = key, id2 = 0) + JPEG bytes
+//   property               "identities,height,width"
+// Packs without record 0's header (newer InsightFace tools) have image records from key 0.
+import { closeSync, existsSync, fsyncSync, openSync, readFileSync, renameSync, writeSync } from "node:fs";
+import path from "node:path";
+
+import type { Dataset, SampleLocator } from "./dataset.ts";
+import { RecordIOError, RecordIOReader, RecordIOWriter, packIR, unpackIR } from "./recordio.ts";
+
+export interface RecProperty {
+  identities: number;
+  height: number;
+  width: number;
+}
+
+export function readProperty(file: string): RecProperty {
+  const text = readFileSync(file, "utf8").trim();
+  const parts = text.split(",").map((s) => Number(s.trim()));
+  if (parts.length < 1 || parts.some((x) => !Number.isInteger(x) || x < 0))
+    throw new Error(`${file}: expected "identities,height,width", found ${JSON.stringify(text)}`);
+  return { identities: parts[0] as number, height: parts[1] ?? 112, width: parts[2] ?? 112 };
+}
+
+/** The .rec, .idx and property paths for a directory holding train.rec or for a .rec path. */
+export function recPaths(p: string): { rec: string; idx: string; property: string } {
+  const rec = p.endsWith(".rec") ? p : path.join(p, "train.rec");
+  return { rec, idx: rec.slice(0, -4) + ".idx", property: path.join(path.dirname(rec), "property") };
+}
+
+export class RecDataset implements Dataset {
+  readonly kind = "rec" as const;
+  readonly reader: RecordIOReader;
+  readonly numClasses: number | undefined;
+  readonly imageSize: [number, number] | undefined;
+  /** Image records' keys and offsets (views into the index where possible). */
+  readonly keys: Float64Array;
+  readonly offsets: Float64Array;
+  /** Record 0's [first identity key, end key), when the pack has that header. */
+  readonly header0: [number, number] | undefined;
+  private ranges: Float64Array | undefined;
+
+  constructor(readonly source: string) {
+    const { rec, idx, property } = recPaths(source);
+    this.reader = new RecordIOReader(rec, existsSync(idx) ? idx : null);
+    const prop = existsSync(property) ? readProperty(property) : undefined;
+    this.imageSize = prop ? [prop.height, prop.width] : undefined;
+    const { keys, offsets } = this.reader.index;
+    const h0 = this.reader.positionOf(0) >= 0 ? unpackIR(this.reader.read(0)).header : undefined;
+    if (h0 && h0.flag > 0 && typeof h0.label !== "number") {
+      const a = Math.round(h0.label[0] ?? 0);
+      const b = Math.round(h0.label[1] ?? a);
+      this.header0 = [a, b];
+      const n = Math.max(0, a - 1);
+      this.keys = new Float64Array(n);
+      this.offsets = new Float64Array(n);
+      for (let k = 1; k < a; k++) {
+        const p = this.reader.positionOf(k);
+        if (p < 0)
+          throw new RecordIOError(rec, `record 0 says images are keys 1..${a - 1} but key ${k} is missing`);
+        this.keys[k - 1] = k;
+        this.offsets[k - 1] = offsets[p] as number;
+      }
+      this.numClasses = b - a;
+    } else {
+      this.header0 = undefined;
+      this.keys = keys;
+      this.offsets = offsets;
+      this.numClasses = prop?.identities;
+    }
+  }
+
+  get length(): number {
+    return this.keys.length;
+  }
+
+  locate(i: number): SampleLocator {
+    return {
+      kind: "rec",
+      file: this.reader.recPath,
+      key: this.keys[i] as number,
+      offset: this.offsets[i] as number,
+    };
+  }
+
+  describe(i: number): string {
+    return `${this.reader.recPath} record ${this.keys[i]}`;
+  }
+
+  /** Labels are known without reading images only through record 0's identity records. */
+  labelOf(i: number): number | undefined {
+    const r = this.identityRanges();
+    if (!r) return undefined;
+    const key = this.keys[i] as number;
+    let lo = 0;
+    let hi = r.length / 2 - 1;
+    while (lo <= hi) {
+      const mid = (lo + hi) >> 1;
+      if (key < (r[2 * mid] as number)) hi = mid - 1;
+      else if (key >= (r[2 * mid + 1] as number)) lo = mid + 1;
+      else return mid;
+    }
+    return undefined;
+  }
+
+  /** [start, end) image keys per identity, read from the identity records (once, lazily). */
+  identityRanges(): Float64Array | undefined {
+    if (!this.header0) return undefined;
+    if (this.ranges) return this.ranges;
+    const [a, b] = this.header0;
+    const r = new Float64Array(2 * (b - a));
+    for (let k = a; k < b; k++) {
+      const { header } = unpackIR(this.reader.read(k));
+      if (typeof header.label === "number" || header.label.length < 2)
+        throw new RecordIOError(this.reader.recPath, "identity record has no [start, end) label", k);
+      r[2 * (k - a)] = header.label[0] as number;
+      r[2 * (k - a) + 1] = header.label[1] as number;
+    }
+    return (this.ranges = r);
+  }
+
+  close(): void {
+    this.reader.close();
+  }
+}
+
+/** One identity's images, in the order they are to be written. */
+export interface IdentityImages {
+  images: Iterable<Uint8Array> | AsyncIterable<Uint8Array>;
+}
+
+/**
+ * Writes an InsightFace-layout pack (record 0 header, image records, identity records, property)
+ * into `dir`. Identities are numbered 0.. in the order given.
+ */
+export async function writeRecDataset(
+  dir: string,
+  identities: Iterable<IdentityImages> | AsyncIterable<IdentityImages>,
+  opts: { imageSize?: [number, number]; onImage?: (n: number) => void } = {},
+): Promise<{ images: number; identities: number }> {
+  const { rec, idx, property } = recPaths(dir);
+  // Record 0 must come first but holds counts known only at the end: write a same-sized
+  // placeholder and overwrite it before the files are renamed into place.
+  const w = new RecordIOWriter(rec, idx);
+  const header0Size = packIR({ label: Float32Array.of(0, 0), id: 0, id2: 0 }, new Uint8Array(0)).length;
+  w.write(0, Buffer.alloc(header0Size)); // placeholder, replaced below
+  const ranges: number[] = [];
+  let key = 1;
+  let label = 0;
+  for await (const id of identities) {
+    const start = key;
+    for await (const img of id.images) {
+      w.write(key, packIR({ label, id: key, id2: 0 }, img));
+      key++;
+      opts.onImage?.(key - 1);
+    }
+    ranges.push(start, key);
+    label++;
+  }
+  const firstId = key;
+  for (let c = 0; c < label; c++) {
+    w.write(
+      key,
+      packIR(
+        { label: Float32Array.of(ranges[2 * c]!, ranges[2 * c + 1]!), id: key, id2: 0 },
+        new Uint8Array(0),
+      ),
+    );
+    key++;
+  }
+  // Record 0 sits at offset 0, its bytes after the 8-byte RecordIO header; same length, and
+  // positive float labels never spell the magic number, so its encoding is unchanged.
+  w.overwrite(8, packIR({ label: Float32Array.of(firstId, key), id: 0, id2: 0 }, new Uint8Array(0)));
+  w.close();
+  const [h, wd] = opts.imageSize ?? [112, 112];
+  writeFileAtomic(property, `${label},${h},${wd}\n`);
+  return { images: firstId - 1, identities: label };
+}
+
+/** Temporary name, fsync, rename (src/data stays free of src/torch, which loads libtorch). */
+export function writeFileAtomic(file: string, data: string | Uint8Array): void {
+  const tmp = `${file}.tmp`;
+  const fd = openSync(tmp, "w");
+  try {
+    writeSync(fd, typeof data === "string" ? Buffer.from(data) : data);
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
+  renameSync(tmp, file);
+}

@@ -1,0 +1,395 @@
+// MXNet RecordIO (dmlc-core recordio + mxnet.recordio's IRHeader and .idx), byte compatible with
+// mxnet.recordio.MXIndexedRecordIO so that InsightFace's train.rec/train.idx files are read and
+// written as they are.
+//
+// A record on disk: uint32 magic 0xced7230a, uint32 lrec = cflag << 29 | length, then the payload
+// padded with zeros to a multiple of 4. dmlc's writer splits a payload wherever the magic number
+// occurs at a 4-aligned offset (cflag 1 = first part, 2 = middle, 3 = last; the magic itself is
+// dropped and re-inserted by the reader), so a reader never mistakes payload bytes for a header.
+// The .idx is text: one "key\tbyte offset\n" line per record, in write order.
+import {
+  closeSync,
+  fstatSync,
+  fsyncSync,
+  openSync,
+  readFileSync,
+  readSync,
+  renameSync,
+  writeSync,
+} from "node:fs";
+
+export const RECORDIO_MAGIC = 0xced7230a;
+/** dmlc-core refuses parts of 2^29 bytes or more (29 bits of length). */
+const MAX_PART = (1 << 29) - 1;
+
+/** An error about a file (and possibly one record in it); the message names both. */
+export class RecordIOError extends Error {
+  constructor(
+    readonly file: string,
+    readonly detail: string,
+    readonly key?: number,
+  ) {
+    super(`${file}${key === undefined ? "" : ` record ${key}`}: ${detail}`);
+    this.name = "RecordIOError";
+  }
+}
+
+/** mxnet.recordio.IRHeader: flag (number of float labels when > 0), label, id, id2. */
+export interface IRHeader {
+  flag: number;
+  /** A single label when flag is 0, else `flag` float32 labels. */
+  label: number | Float32Array;
+  id: number;
+  id2: number;
+}
+
+export const IRHEADER_SIZE = 24; // struct 'IfQQ'
+
+/** mxnet.recordio.pack: header (+ float32 label array when the label is an array) + payload. */
+export function packIR(header: Omit<IRHeader, "flag">, payload: Uint8Array): Buffer {
+  const labels = typeof header.label === "number" ? null : header.label;
+  const extra = labels ? labels.length * 4 : 0;
+  const out = Buffer.allocUnsafe(IRHEADER_SIZE + extra + payload.length);
+  out.writeUInt32LE(labels ? labels.length : 0, 0);
+  out.writeFloatLE(labels ? 0 : (header.label as number), 4);
+  out.writeBigUInt64LE(BigInt(header.id), 8);
+  out.writeBigUInt64LE(BigInt(header.id2), 16);
+  if (labels) for (let i = 0; i < labels.length; i++) out.writeFloatLE(labels[i] as number, 24 + 4 * i);
+  out.set(payload, IRHEADER_SIZE + extra);
+  return out;
+}
+
+/** mxnet.recordio.unpack. Throws a plain Error; callers add the file and key. */
+export function unpackIR(rec: Buffer): { header: IRHeader; payload: Buffer } {
+  if (rec.length < IRHEADER_SIZE)
+    throw new Error(`record of ${rec.length} bytes is shorter than an IRHeader`);
+  const flag = rec.readUInt32LE(0);
+  const extra = flag * 4;
+  if (rec.length < IRHEADER_SIZE + extra)
+    throw new Error(`IRHeader flag ${flag} announces ${flag} labels but the record has ${rec.length} bytes`);
+  let label: number | Float32Array = rec.readFloatLE(4);
+  if (flag > 0) {
+    label = new Float32Array(flag);
+    for (let i = 0; i < flag; i++) label[i] = rec.readFloatLE(IRHEADER_SIZE + 4 * i);
+  }
+  const header = {
+    flag,
+    label,
+    id: Number(rec.readBigUInt64LE(8)),
+    id2: Number(rec.readBigUInt64LE(16)),
+  };
+  return { header, payload: rec.subarray(IRHEADER_SIZE + extra) };
+}
+
+/** The first label of a header (InsightFace convention for image records). */
+export function firstLabel(h: IRHeader): number {
+  return typeof h.label === "number" ? h.label : (h.label[0] ?? NaN);
+}
+
+/**
+ * Reads the record starting at `offset` of an open file. Returns the payload (parts joined) and
+ * the offset just past it. Throws a plain Error describing what is wrong.
+ */
+export function readRecordAt(fd: number, offset: number, fileSize: number, scratch?: Buffer): Buffer {
+  const head = Buffer.allocUnsafe(8);
+  const parts: Buffer[] = [];
+  let pos = offset;
+  for (;;) {
+    if (pos + 8 > fileSize) throw new Error(`record header at byte ${pos} runs past the end of the file`);
+    readSync(fd, head, 0, 8, pos);
+    const magic = head.readUInt32LE(0);
+    if (magic !== RECORDIO_MAGIC)
+      throw new Error(`bad magic 0x${magic.toString(16)} at byte ${pos} (expected 0xced7230a)`);
+    const lrec = head.readUInt32LE(4);
+    const cflag = lrec >>> 29;
+    const len = lrec & MAX_PART;
+    if (pos + 8 + len > fileSize)
+      throw new Error(
+        `payload of ${len} bytes at byte ${pos + 8} runs past the end of the file (${fileSize})`,
+      );
+    if (parts.length === 0 && (cflag === 2 || cflag === 3))
+      throw new Error(`record at byte ${pos} starts with a continuation part (cflag ${cflag})`);
+    const buf =
+      scratch && parts.length === 0 && len <= scratch.length
+        ? scratch.subarray(0, len)
+        : Buffer.allocUnsafe(len);
+    if (len > 0) readSync(fd, buf, 0, len, pos + 8);
+    parts.push(buf);
+    pos += 8 + ((len + 3) & ~3);
+    if (cflag === 0 || cflag === 3) break;
+    parts.push(MAGIC_BYTES);
+  }
+  return parts.length === 1 ? (parts[0] as Buffer) : Buffer.concat(parts);
+}
+
+const MAGIC_BYTES = Buffer.from([0x0a, 0x23, 0xd7, 0xce]);
+
+/** Encodes one record exactly as dmlc::RecordIOWriter::WriteRecord does. */
+export function encodeRecord(payload: Uint8Array): Buffer[] {
+  if (payload.length > MAX_PART)
+    throw new Error(`record of ${payload.length} bytes exceeds RecordIO's 2^29 limit`);
+  const out: Buffer[] = [];
+  const src = Buffer.from(payload.buffer, payload.byteOffset, payload.length);
+  const header = (cflag: number, len: number): Buffer => {
+    const h = Buffer.allocUnsafe(8);
+    h.writeUInt32LE(RECORDIO_MAGIC, 0);
+    h.writeUInt32LE(((cflag << 29) | len) >>> 0, 4);
+    return h;
+  };
+  let dptr = 0;
+  const lowerAlign = src.length & ~3;
+  for (let i = 0; i < lowerAlign; i += 4) {
+    if (src.readUInt32LE(i) === RECORDIO_MAGIC) {
+      out.push(header(dptr === 0 ? 1 : 2, i - dptr), src.subarray(dptr, i));
+      dptr = i + 4;
+    }
+  }
+  out.push(header(dptr !== 0 ? 3 : 0, src.length - dptr), src.subarray(dptr));
+  const pad = ((src.length + 3) & ~3) - src.length;
+  if (pad) out.push(Buffer.alloc(pad));
+  return out;
+}
+
+/**
+ * Appends records to a .rec and their offsets to a .idx (MXIndexedRecordIO's 'w' mode). Both are
+ * written under temporary names and renamed into place by close(), so a crash never leaves a
+ * half-written dataset that looks whole.
+ */
+export class RecordIOWriter {
+  private readonly fdRec: number;
+  private readonly fdIdx: number;
+  private pos = 0;
+  private pending: Buffer[] = [];
+  private pendingBytes = 0;
+  private idxLines: string[] = [];
+  private closed = false;
+
+  constructor(
+    readonly recPath: string,
+    readonly idxPath: string,
+  ) {
+    this.fdRec = openSync(recPath + ".tmp", "w");
+    this.fdIdx = openSync(idxPath + ".tmp", "w");
+  }
+
+  /** Writes one record under `key` (the .idx line is "key\toffset"). */
+  write(key: number, record: Uint8Array): void {
+    if (this.closed) throw new Error(`${this.recPath}: write after close`);
+    this.idxLines.push(`${key}\t${this.pos}\n`);
+    for (const b of encodeRecord(record)) {
+      this.pending.push(b);
+      this.pendingBytes += b.length;
+      this.pos += b.length;
+    }
+    if (this.pendingBytes > 1 << 22) this.flush();
+  }
+
+  private flush(): void {
+    if (this.pending.length) writeSync(this.fdRec, Buffer.concat(this.pending));
+    if (this.idxLines.length) writeSync(this.fdIdx, this.idxLines.join(""));
+    this.pending = [];
+    this.pendingBytes = 0;
+    this.idxLines = [];
+  }
+
+  /**
+   * Overwrites bytes of an already written record (same length, e.g. record 0 whose counts are
+   * known only at the end). `pos` is a byte offset in the .rec.
+   */
+  overwrite(pos: number, data: Uint8Array): void {
+    this.flush();
+    writeSync(this.fdRec, data, 0, data.length, pos);
+  }
+
+  /** Flushes, fsyncs and renames both files into place. */
+  close(): void {
+    if (this.closed) return;
+    this.flush();
+    fsyncSync(this.fdRec);
+    fsyncSync(this.fdIdx);
+    closeSync(this.fdRec);
+    closeSync(this.fdIdx);
+    renameSync(this.recPath + ".tmp", this.recPath);
+    renameSync(this.idxPath + ".tmp", this.idxPath);
+    this.closed = true;
+  }
+}
+
+/** A parsed .idx: keys and byte offsets in file order. */
+export interface RecordIndex {
+  keys: Float64Array;
+  offsets: Float64Array;
+}
+
+/** Parses a .idx, with errors naming the file and line (a missing last newline means truncation). */
+export function readIndex(idxPath: string): RecordIndex {
+  const text = readFileSync(idxPath, "latin1");
+  const name = idxPath;
+  if (text.length > 0 && !text.endsWith("\n")) {
+    const line = text.split("\n").length;
+    throw new RecordIOError(name, `truncated: line ${line} has no end of line (the file was cut short)`);
+  }
+  const lines = text.length ? text.slice(0, -1).split("\n") : [];
+  const keys = new Float64Array(lines.length);
+  const offsets = new Float64Array(lines.length);
+  for (let i = 0; i < lines.length; i++) {
+    const m = /^\s*(\d+)\s+(\d+)\s*$/.exec(lines[i] as string);
+    if (!m)
+      throw new RecordIOError(name, `line ${i + 1} is not "key<TAB>offset": ${JSON.stringify(lines[i])}`);
+    keys[i] = Number(m[1]);
+    offsets[i] = Number(m[2]);
+    if (offsets[i]! % 4 !== 0)
+      throw new RecordIOError(
+        name,
+        `line ${i + 1}: offset ${offsets[i]} is not 4-aligned, so no record starts there`,
+      );
+  }
+  return { keys, offsets };
+}
+
+/** Builds an index by walking a .rec from the start (for a .rec whose .idx is lost). */
+export function scanRecords(recPath: string): RecordIndex {
+  const fd = openSync(recPath, "r");
+  try {
+    const size = fstatSync(fd).size;
+    const offs: number[] = [];
+    let pos = 0;
+    const head = Buffer.allocUnsafe(8);
+    while (pos < size) {
+      offs.push(pos);
+      for (;;) {
+        if (pos + 8 > size)
+          throw new RecordIOError(recPath, `truncated: record header at byte ${pos} is cut short`);
+        readSync(fd, head, 0, 8, pos);
+        if (head.readUInt32LE(0) !== RECORDIO_MAGIC)
+          throw new RecordIOError(recPath, `bad magic at byte ${pos}`);
+        const lrec = head.readUInt32LE(4);
+        pos += 8 + (((lrec & MAX_PART) + 3) & ~3);
+        const cflag = lrec >>> 29;
+        if (cflag === 0 || cflag === 3) break;
+      }
+      if (pos > size)
+        throw new RecordIOError(recPath, `truncated: the last record runs past the end of the file`);
+    }
+    const offsets = Float64Array.from(offs);
+    return { keys: Float64Array.from(offs, (_, i) => i), offsets };
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/**
+ * Random access to an indexed .rec (MXIndexedRecordIO's 'r' mode). Opening checks that the files
+ * agree: every offset lies inside the .rec, the last record ends exactly where the .rec ends
+ * (a shorter .rec was truncated; a longer one means the .idx was), so a cut-short copy fails at
+ * once with a clear error instead of deep into an epoch.
+ */
+export class RecordIOReader {
+  readonly fd: number;
+  readonly size: number;
+  readonly index: RecordIndex;
+  private readonly byKey = new Map<number, number>();
+  private readonly contiguousFrom: number | null;
+
+  constructor(
+    readonly recPath: string,
+    idxPath: string | null,
+  ) {
+    this.index = idxPath ? readIndex(idxPath) : scanRecords(recPath);
+    this.fd = openSync(recPath, "r");
+    this.size = fstatSync(this.fd).size;
+    const { keys, offsets } = this.index;
+    const n = keys.length;
+    const k0 = keys[0] ?? 0;
+    let contiguous = true;
+    let last = -1;
+    for (let i = 0; i < n; i++) {
+      if (keys[i] !== k0 + i) contiguous = false;
+      const off = offsets[i] as number;
+      if (off >= this.size) {
+        this.close();
+        throw new RecordIOError(
+          recPath,
+          `truncated: record ${keys[i]} is indexed at byte ${off} but the file has ${this.size} bytes`,
+        );
+      }
+      if (last < 0 || off > (offsets[last] as number)) last = i;
+    }
+    this.contiguousFrom = contiguous ? k0 : null;
+    if (!contiguous) for (let i = 0; i < n; i++) this.byKey.set(keys[i] as number, i);
+    if (last >= 0) this.checkEnd(last, idxPath);
+  }
+
+  private checkEnd(last: number, idxPath: string | null): void {
+    const key = this.index.keys[last] as number;
+    let end: number;
+    try {
+      end = this.endOf(this.index.offsets[last] as number);
+    } catch (e) {
+      this.close();
+      throw new RecordIOError(this.recPath, `truncated: last record: ${(e as Error).message}`, key);
+    }
+    if (end < this.size && idxPath) {
+      this.close();
+      throw new RecordIOError(
+        idxPath,
+        `truncated: it indexes records up to byte ${end} but ${this.recPath} has ${this.size} bytes`,
+      );
+    }
+  }
+
+  /** Offset just past the record at `offset` (walking its parts). */
+  private endOf(offset: number): number {
+    const head = Buffer.allocUnsafe(8);
+    let pos = offset;
+    for (;;) {
+      if (pos + 8 > this.size)
+        throw new Error(`header at byte ${pos} runs past the end (${this.size} bytes)`);
+      readSync(this.fd, head, 0, 8, pos);
+      if (head.readUInt32LE(0) !== RECORDIO_MAGIC) throw new Error(`bad magic at byte ${pos}`);
+      const lrec = head.readUInt32LE(4);
+      const len = lrec & MAX_PART;
+      if (pos + 8 + len > this.size)
+        throw new Error(`payload of ${len} bytes at byte ${pos + 8} runs past the end (${this.size} bytes)`);
+      pos += 8 + ((len + 3) & ~3);
+      if (lrec >>> 29 === 0 || lrec >>> 29 === 3) return pos;
+    }
+  }
+
+  get length(): number {
+    return this.index.keys.length;
+  }
+
+  /** Position in the index of `key`, or -1. */
+  positionOf(key: number): number {
+    if (this.contiguousFrom !== null) {
+      const p = key - this.contiguousFrom;
+      return p >= 0 && p < this.length ? p : -1;
+    }
+    return this.byKey.get(key) ?? -1;
+  }
+
+  offsetOf(key: number): number {
+    const p = this.positionOf(key);
+    if (p < 0) throw new RecordIOError(this.recPath, "no such key in the index", key);
+    return this.index.offsets[p] as number;
+  }
+
+  /** The raw record (IRHeader + payload) under `key`. */
+  read(key: number): Buffer {
+    const off = this.offsetOf(key);
+    try {
+      return readRecordAt(this.fd, off, this.size);
+    } catch (e) {
+      throw new RecordIOError(this.recPath, (e as Error).message, key);
+    }
+  }
+
+  close(): void {
+    try {
+      closeSync(this.fd);
+    } catch {
+      // already closed
+    }
+  }
+}

@@ -1,0 +1,147 @@
+// The order in which each rank visits the dataset, as a pure function of (seed, epoch, rank,
+// world size), so every rank agrees without talking, and a run resumed at step s sees exactly the
+// batches it would have seen.
+//
+// One epoch: the dataset is cut into contiguous chunks (chunkSize 1 = a plain global shuffle), the
+// chunk order is permuted, and the resulting stream is cut into one contiguous slice per rank.
+// Each rank may then pass its slice through a seeded shuffle buffer. With large chunks and a
+// buffer, a rank reads long sequential runs of a .rec (what a network disk wants) while batches
+// still mix many chunks. Every rank gets the same number of batches: the ragged tail is dropped,
+// or padded by wrapping around to the start of the epoch's stream.
+import { Rng, hash32 } from "./rng.ts";
+
+export type TailPolicy = "drop" | "pad";
+
+export interface SamplerOptions {
+  /** Number of samples in the dataset. */
+  length: number;
+  /** Samples per batch on each rank. */
+  batchSize: number;
+  worldSize?: number;
+  rank?: number;
+  seed?: number;
+  /** false: dataset order, no shuffling. Default true. */
+  shuffle?: boolean;
+  /** Ragged tail: drop it (default) or pad by wrapping around. */
+  tail?: TailPolicy;
+  /** Contiguous samples kept together when permuting (default 1: a full shuffle). */
+  chunkSize?: number;
+  /** Rank-local shuffle buffer size in samples (default 0: none). */
+  shuffleBuffer?: number;
+}
+
+export class ShardedSampler {
+  readonly length: number;
+  readonly batchSize: number;
+  readonly worldSize: number;
+  readonly rank: number;
+  readonly seed: number;
+  readonly shuffle: boolean;
+  readonly tail: TailPolicy;
+  readonly chunkSize: number;
+  readonly shuffleBuffer: number;
+  /** Batches each rank sees per epoch (the same on every rank). */
+  readonly batchesPerEpoch: number;
+
+  constructor(o: SamplerOptions) {
+    this.length = o.length;
+    this.batchSize = o.batchSize;
+    this.worldSize = o.worldSize ?? 1;
+    this.rank = o.rank ?? 0;
+    this.seed = o.seed ?? 0;
+    this.shuffle = o.shuffle ?? true;
+    this.tail = o.tail ?? "drop";
+    this.chunkSize = Math.max(1, Math.floor(o.chunkSize ?? 1));
+    this.shuffleBuffer = Math.max(0, Math.floor(o.shuffleBuffer ?? 0));
+    const pos = (k: string, v: number): void => {
+      if (!Number.isInteger(v) || v < 1) throw new Error(`sampler.${k} must be a positive integer, got ${v}`);
+    };
+    pos("length", this.length);
+    pos("batchSize", this.batchSize);
+    pos("worldSize", this.worldSize);
+    if (!Number.isInteger(this.rank) || this.rank < 0 || this.rank >= this.worldSize)
+      throw new Error(`sampler.rank ${this.rank} is outside 0..${this.worldSize - 1}`);
+    const global = this.worldSize * this.batchSize;
+    this.batchesPerEpoch =
+      this.tail === "drop" ? Math.floor(this.length / global) : Math.ceil(this.length / global);
+    if (this.batchesPerEpoch === 0)
+      throw new Error(
+        `sampler: ${this.length} samples make no full batch of ${this.batchSize} x ${this.worldSize} ranks; ` +
+          `use tail "pad" or a smaller batchSize`,
+      );
+  }
+
+  /** Samples each rank sees per epoch. */
+  get samplesPerEpoch(): number {
+    return this.batchesPerEpoch * this.batchSize;
+  }
+
+  /** (epoch, step within it) of a global step count, for resuming. */
+  position(globalStep: number): { epoch: number; step: number } {
+    return { epoch: Math.floor(globalStep / this.batchesPerEpoch), step: globalStep % this.batchesPerEpoch };
+  }
+
+  /** This rank's sample indices for one epoch, in visiting order. */
+  epochIndices(epoch: number): Int32Array {
+    const n = this.length;
+    const per = this.samplesPerEpoch;
+    const out = new Int32Array(per);
+    const start = this.rank * per;
+    if (!this.shuffle) {
+      for (let i = 0; i < per; i++) out[i] = (start + i) % n;
+      return out;
+    }
+    const cs = this.chunkSize;
+    const chunks = Math.ceil(n / cs);
+    const lastSize = n - (chunks - 1) * cs;
+    const perm = new Int32Array(chunks);
+    for (let i = 0; i < chunks; i++) perm[i] = i;
+    new Rng(hash32(this.seed, epoch, 0x0c4a)).shuffle(perm);
+    const ragged = perm.indexOf(chunks - 1); // where the short chunk landed
+    const raggedStart = ragged * cs;
+    // Stream position s -> sample index, without materialising the whole stream.
+    const at = (s: number): number => {
+      s %= n;
+      let j: number;
+      let within: number;
+      if (s < raggedStart) {
+        j = Math.floor(s / cs);
+        within = s - j * cs;
+      } else if (s < raggedStart + lastSize) {
+        j = ragged;
+        within = s - raggedStart;
+      } else {
+        const t = s - raggedStart - lastSize;
+        j = ragged + 1 + Math.floor(t / cs);
+        within = t - (j - ragged - 1) * cs;
+      }
+      return (perm[j] as number) * cs + within;
+    };
+    for (let i = 0; i < per; i++) out[i] = at(start + i);
+    return this.shuffleBuffer > 1 ? this.bufferShuffle(out, epoch) : out;
+  }
+
+  /** A streaming shuffle buffer (as tf.data / WebDataset): reads in order, emits mixed. */
+  private bufferShuffle(src: Int32Array, epoch: number): Int32Array {
+    const rng = new Rng(hash32(this.seed, epoch, this.rank, 0xb0ff));
+    const size = Math.min(this.shuffleBuffer, src.length);
+    const buf = Int32Array.from(src.subarray(0, size));
+    const out = new Int32Array(src.length);
+    let o = 0;
+    for (let i = size; i < src.length; i++) {
+      const j = rng.int(size);
+      out[o++] = buf[j] as number;
+      buf[j] = src[i] as number;
+    }
+    rng.shuffle(buf);
+    out.set(buf, o);
+    return out;
+  }
+
+  /** Batches of sample indices for one epoch, starting at `startStep` (to resume mid-epoch). */
+  *batches(epoch: number, startStep = 0): Generator<Int32Array> {
+    const order = this.epochIndices(epoch);
+    for (let s = startStep; s < this.batchesPerEpoch; s++)
+      yield order.subarray(s * this.batchSize, (s + 1) * this.batchSize);
+  }
+}
