@@ -14,10 +14,12 @@ export {
   buildBackbone,
   backboneCost,
   foldBatchNorm,
+  presetTable,
   resolvePreset,
   type Backbone,
   type BackboneOptions,
   type BackboneSpec,
   type Preset,
+  type PresetRow,
   type PresetName,
 } from "./registry.ts";

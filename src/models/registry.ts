@@ -93,3 +93,21 @@ export function foldBatchNorm(model: Backbone): void {
   if (model.training) throw new Error("foldBatchNorm: put the model in eval mode first (model.eval())");
   model.foldBatchNorm();
 }
+
+export interface PresetRow {
+  name: PresetName;
+  family: Preset["family"];
+  blocks: StageBlocks;
+  params: number;
+  /** Multiply-accumulates per 112×112 image (arcface_torch and ptflops call these FLOPs). */
+  macs: number;
+  source: string;
+}
+
+/** One row per preset, for `mfr models`. */
+export function presetTable(o: Pick<BackboneOptions, "width" | "numFeatures"> = {}): PresetRow[] {
+  return PRESET_NAMES.map((name) => {
+    const p = PRESETS[name];
+    return { name, family: p.family, blocks: p.blocks, ...backboneCost(name, o), source: p.source };
+  });
+}
