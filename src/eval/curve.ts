@@ -1,0 +1,83 @@
+// ROC points (TPR at each FPR on a log grid) from what the pass kept: the exact top of the
+// impostor scores (the tail) and, beyond it, a histogram of a row sample of all impostors.
+
+import { type TargetFpr, fprOf, thresholdRank } from "./fpr.ts";
+
+/** Histogram range and resolution for the impostor row sample and the genuine scores. */
+export const HIST_BINS = 8192;
+export const HIST_MIN = -1.001;
+export const HIST_MAX = 1.001;
+
+export function binOf(v: number): number {
+  const b = Math.floor(((v - HIST_MIN) / (HIST_MAX - HIST_MIN)) * HIST_BINS);
+  return b < 0 ? 0 : b >= HIST_BINS ? HIST_BINS - 1 : b;
+}
+
+export function binLow(b: number): number {
+  return HIST_MIN + ((HIST_MAX - HIST_MIN) * b) / HIST_BINS;
+}
+
+/** One point of a curve: the threshold for FPR x and the TPR there. */
+export interface CurvePoint {
+  fpr: number;
+  threshold: number;
+  tpr: number;
+  /** false where the threshold was read from the sampled histogram instead of the exact tail. */
+  exact: boolean;
+}
+
+/** FPRs from 10^from to 1, perDecade per decade (1e-7 .. 1 by default). */
+export function fprGrid(perDecade = 10, from = -7): TargetFpr[] {
+  const out: TargetFpr[] = [];
+  for (let i = from * perDecade; i <= 0; i++) {
+    const v = Number((10 ** (i / perDecade)).toPrecision(6));
+    out.push(fprOf(v));
+  }
+  return out;
+}
+
+/**
+ * Thresholds for the grid: exact where rank k lies in the tail (the tail holds the largest
+ * impostors, all of them when it is as long as n), else the lower edge of the sampled
+ * histogram's bin where the scaled count from the top reaches k.
+ */
+export function gridThresholds(
+  grid: readonly TargetFpr[],
+  impostors: number,
+  tail: Float32Array,
+  sampled: Float64Array | undefined,
+): { fpr: number; threshold: number; exact: boolean }[] {
+  const out: { fpr: number; threshold: number; exact: boolean }[] = [];
+  let total = 0;
+  if (sampled) for (const c of sampled) total += c;
+  for (const x of grid) {
+    const k = thresholdRank(x, impostors);
+    if (k === 0) continue;
+    if (k <= tail.length) {
+      out.push({ fpr: x.value, threshold: tail[k - 1]!, exact: true });
+      continue;
+    }
+    if (!sampled || total === 0) continue;
+    const scale = impostors / total;
+    let cum = 0;
+    let b = HIST_BINS - 1;
+    for (; b > 0; b--) {
+      cum += sampled[b]! * scale;
+      if (cum >= k) break;
+    }
+    out.push({ fpr: x.value, threshold: Math.fround(binLow(b)), exact: false });
+  }
+  return out;
+}
+
+/** Number of values in an ascending-sorted array that are greater than t. */
+export function countAbove(sortedAscending: Float32Array, t: number): number {
+  let lo = 0;
+  let hi = sortedAscending.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    if (sortedAscending[mid]! > t) hi = mid;
+    else lo = mid + 1;
+  }
+  return sortedAscending.length - lo;
+}

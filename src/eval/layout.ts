@@ -1,0 +1,193 @@
+// How the pairs are laid out for block scoring. Rows are reordered by (group, label) so that
+// (a) every tile of rows holds one group only, which makes each block of pairs belong to exactly
+// one subset (unmasked-unmasked, masked-masked or masked-unmasked), and (b) the genuine pairs of
+// a block are a few small rectangles found from label runs, never a per-pair test.
+
+export type SubsetName = "all" | "masked-unmasked" | "masked-masked" | "unmasked-unmasked";
+/** The subsets a grouped evaluation reports, after "all". */
+export const GROUP_SUBSETS = ["masked-unmasked", "masked-masked", "unmasked-unmasked"] as const;
+export type GroupSubset = (typeof GROUP_SUBSETS)[number];
+
+export interface PairCounts {
+  genuine: number;
+  impostor: number;
+}
+
+/** A contiguous range of reordered rows inside one group. */
+export interface Tile {
+  readonly index: number;
+  readonly start: number;
+  readonly end: number;
+  /** 0 = unmasked, 1 = masked; 0 when no groups were given. */
+  readonly group: number;
+}
+
+/** The pairs (i in rows, j in cols, i < j) scored by one matrix product. */
+export interface Block {
+  readonly index: number;
+  readonly rows: Tile;
+  readonly cols: Tile;
+  /** rows === cols: only the strict upper triangle counts. */
+  readonly diagonal: boolean;
+  /** The group subset it belongs to; undefined without groups (then only "all"). */
+  readonly subset: GroupSubset | undefined;
+}
+
+interface Run {
+  start: number;
+  end: number;
+  label: number;
+}
+
+export interface Layout {
+  readonly n: number;
+  /** order[p] = original row placed at position p. */
+  readonly order: Int32Array;
+  readonly hasGroups: boolean;
+  readonly tiles: readonly Tile[];
+  readonly blocks: readonly Block[];
+  /** Pair counts for "all" and, with groups, each group subset. */
+  readonly counts: ReadonlyMap<SubsetName, PairCounts>;
+  /** Runs of equal label in reordered rows (never crossing a group boundary). */
+  readonly runs: readonly Run[];
+  /** Per group: label -> index into runs. */
+  readonly runOf: readonly Map<number, number>[];
+}
+
+const choose2 = (m: number): number => (m < 2 ? 0 : (m * (m - 1)) / 2);
+
+/**
+ * Lays out n rows with dense labels (any integers) and optional 0/1 groups into tiles of at
+ * most blockSize rows and the blocks over all tile pairs (a <= b).
+ */
+export function makeLayout(
+  labels: ArrayLike<number>,
+  groups: ArrayLike<number> | undefined,
+  blockSize: number,
+): Layout {
+  const n = labels.length;
+  if (groups !== undefined && groups.length !== n)
+    throw new Error(`groups has ${groups.length} entries but labels has ${n}`);
+  if (!Number.isInteger(blockSize) || blockSize < 1)
+    throw new Error(`block size must be >= 1, got ${blockSize}`);
+  const g = (i: number): number => (groups === undefined ? 0 : groups[i]!);
+  const order = Int32Array.from({ length: n }, (_, i) => i).sort(
+    (a, b) => g(a) - g(b) || labels[a]! - labels[b]! || a - b,
+  );
+  // Label runs and, per group, where each label's run is.
+  const runs: Run[] = [];
+  const runOf = [new Map<number, number>(), new Map<number, number>()];
+  for (let p = 0; p < n;) {
+    const row = order[p]!;
+    const label = labels[row]!;
+    const group = g(row);
+    let q = p + 1;
+    while (q < n && labels[order[q]!] === label && g(order[q]!) === group) q++;
+    runOf[group]!.set(label, runs.length);
+    runs.push({ start: p, end: q, label });
+    p = q;
+  }
+  let unmasked = 0;
+  for (let i = 0; i < n; i++) if (g(i) === 0) unmasked++;
+  const segments: [number, number, number][] = [[0, unmasked, 0]];
+  if (groups !== undefined) segments.push([unmasked, n, 1]);
+  const tiles: Tile[] = [];
+  for (const [s, e, group] of segments)
+    for (let a = s; a < e; a += blockSize)
+      tiles.push({ index: tiles.length, start: a, end: Math.min(e, a + blockSize), group });
+  const blocks: Block[] = [];
+  for (let a = 0; a < tiles.length; a++)
+    for (let b = a; b < tiles.length; b++) {
+      const rows = tiles[a]!;
+      const cols = tiles[b]!;
+      const subset: GroupSubset | undefined =
+        groups === undefined
+          ? undefined
+          : rows.group !== cols.group
+            ? "masked-unmasked"
+            : rows.group === 1
+              ? "masked-masked"
+              : "unmasked-unmasked";
+      blocks.push({ index: blocks.length, rows, cols, diagonal: a === b, subset });
+    }
+  return {
+    n,
+    order,
+    hasGroups: groups !== undefined,
+    tiles,
+    blocks,
+    counts: pairCounts(labels, groups, unmasked),
+    runs,
+    runOf,
+  };
+}
+
+function pairCounts(
+  labels: ArrayLike<number>,
+  groups: ArrayLike<number> | undefined,
+  unmasked: number,
+): Map<SubsetName, PairCounts> {
+  const n = labels.length;
+  const perLabel = new Map<number, [number, number]>();
+  for (let i = 0; i < n; i++) {
+    const c = perLabel.get(labels[i]!) ?? [0, 0];
+    c[groups === undefined ? 0 : groups[i]!]! += 1;
+    perLabel.set(labels[i]!, c);
+  }
+  let uu = 0;
+  let mm = 0;
+  let mu = 0;
+  for (const [u, m] of perLabel.values()) {
+    uu += choose2(u);
+    mm += choose2(m);
+    mu += u * m;
+  }
+  const masked = n - unmasked;
+  const out = new Map<SubsetName, PairCounts>();
+  out.set("all", { genuine: uu + mm + mu, impostor: choose2(n) - (uu + mm + mu) });
+  if (groups !== undefined) {
+    out.set("masked-unmasked", { genuine: mu, impostor: unmasked * masked - mu });
+    out.set("masked-masked", { genuine: mm, impostor: choose2(masked) - mm });
+    out.set("unmasked-unmasked", { genuine: uu, impostor: choose2(unmasked) - uu });
+  }
+  return out;
+}
+
+/** First run index whose end is after position p (runs are sorted and cover 0..n). */
+function runAt(runs: readonly Run[], p: number): number {
+  let lo = 0;
+  let hi = runs.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >> 1;
+    if (runs[mid]!.end <= p) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo;
+}
+
+/**
+ * Flat indices (row-major in the block's rows x cols matrix) of the genuine pairs the block
+ * scores: same label, and for a diagonal block only column > row.
+ */
+export function genuineIndices(layout: Layout, block: Block): Int32Array {
+  const { rows, cols } = block;
+  const width = cols.end - cols.start;
+  const out: number[] = [];
+  const colRuns = layout.runOf[cols.group]!;
+  for (let r = runAt(layout.runs, rows.start); r < layout.runs.length; r++) {
+    const run = layout.runs[r]!;
+    if (run.start >= rows.end) break;
+    const ci = colRuns.get(run.label);
+    if (ci === undefined) continue;
+    const colRun = layout.runs[ci]!;
+    const c0 = Math.max(colRun.start, cols.start);
+    const c1 = Math.min(colRun.end, cols.end);
+    if (c0 >= c1) continue;
+    const r0 = Math.max(run.start, rows.start);
+    const r1 = Math.min(run.end, rows.end);
+    for (let i = r0; i < r1; i++)
+      for (let j = block.diagonal ? Math.max(c0, i + 1) : c0; j < c1; j++)
+        out.push((i - rows.start) * width + (j - cols.start));
+  }
+  return Int32Array.from(out);
+}

@@ -1,0 +1,332 @@
+// Verification over all pairs: TPR at target FPRs, exactly, in memory independent of the number
+// of pairs. Definition (docs/eval.md): impostor scores sorted descending s1 >= s2 >= ... >= sn;
+// for a target FPR x, k = floor(x·n) + 1 and τ = s_k (s_n if k > n); TPR = |{genuine > τ}| / G.
+//
+// One pass scores every block (one GEMM each) and keeps, per subset, the K largest impostor
+// scores (K = the largest k asked for, at least down to FPR rocTailFpr), every genuine score
+// (or, past genuineLimit, nothing: a later pass counts them), and a histogram of a row sample for
+// the bulk of the ROC curve. Targets whose k exceeds candidateLimit are resolved exactly by two
+// radix passes (radix.ts). Each rank scores its share of blocks; collectives combine.
+import * as T from "../torch/index.ts";
+import { type Collectives, singleProcess } from "./collectives.ts";
+import {
+  type CurvePoint,
+  HIST_BINS,
+  HIST_MAX,
+  HIST_MIN,
+  countAbove,
+  fprGrid,
+  gridThresholds,
+} from "./curve.ts";
+import { type TargetFpr, fprOf, thresholdRank } from "./fpr.ts";
+import {
+  type Block,
+  GROUP_SUBSETS,
+  type Layout,
+  type PairCounts,
+  type SubsetName,
+  makeLayout,
+} from "./layout.ts";
+import { resolveByRadix } from "./radix-pass.ts";
+import { type GemmKind, PairScorer } from "./scorer.ts";
+import { TopScores } from "./topk.ts";
+
+export const DEFAULT_FPRS = ["1e-6", "1e-5", "1e-4"] as const;
+
+export interface PairEvalInput {
+  /** [n, D] float32/float16/float64; normalised here (cosine similarity). */
+  embeddings: T.Tensor;
+  /** Identity of each row. */
+  labels: ArrayLike<number>;
+  /** 0 = unmasked, 1 = masked; without it only "all" is reported. */
+  groups?: ArrayLike<number>;
+}
+
+export interface PairEvalProgress {
+  pass: "score" | "radix-high" | "radix-low" | "genuine";
+  done: number;
+  total: number;
+}
+
+export interface PairEvalOptions {
+  /** Target FPRs, as typed ("1e-5") or numbers; results are keyed by the text. */
+  fpr?: readonly (string | number | TargetFpr)[];
+  /** Rows per tile; a block is tile x tile (default 2048). */
+  blockSize?: number;
+  /** Largest number of impostor scores kept per subset (default 2^23); beyond it, radix passes. */
+  candidateLimit?: number;
+  /** Largest number of genuine scores kept (default 2^24); beyond it, a counting pass. */
+  genuineLimit?: number;
+  /** Keep the impostor tail down to this FPR so the curve is exact there (default 1e-3). */
+  rocTailFpr?: number;
+  /** Histogram every s-th row of each block for the curve's bulk (default 16). */
+  rocSampleStride?: number;
+  /** Curve points per decade of FPR, 1e-7..1 (default 10). */
+  curvePointsPerDecade?: number;
+  gemm?: GemmKind;
+  collectives?: Collectives;
+  onProgress?: (p: PairEvalProgress) => void;
+}
+
+export interface SubsetResult {
+  genuine: number;
+  impostor: number;
+  /** By FPR key; null where there is no genuine or no impostor pair. */
+  tpr: Record<string, number | null>;
+  threshold: Record<string, number | null>;
+}
+
+export interface PairEvaluation {
+  pairs: PairCounts;
+  subsets: Partial<Record<SubsetName, SubsetResult>>;
+  /** ROC points per subset (TPR at each FPR of the grid), for plots. */
+  curves: Partial<Record<SubsetName, CurvePoint[]>>;
+  info: { blocks: number; blockSize: number; passes: string[]; gemm: GemmKind; worldSize: number };
+}
+
+/** Where a block's pairs are kept: its group subset, or "all" without groups. */
+type Source = SubsetName;
+
+interface SubsetPlan {
+  name: SubsetName;
+  counts: PairCounts;
+  ranks: number[];
+  /** How many of the largest impostors to keep. */
+  keep: number;
+  /** Group subsets that make it up ("all" = every source). */
+  sources: Source[];
+}
+
+const OP_HISTC = T.opId("aten::histc");
+
+export async function evaluatePairs(
+  input: PairEvalInput,
+  opts: PairEvalOptions = {},
+): Promise<PairEvaluation> {
+  const coll = opts.collectives ?? singleProcess;
+  const targets = (opts.fpr ?? DEFAULT_FPRS).map(fprOf);
+  const blockSize = opts.blockSize ?? 2048;
+  const candidateLimit = opts.candidateLimit ?? 1 << 23;
+  const genuineLimit = opts.genuineLimit ?? 1 << 24;
+  const stride = opts.rocSampleStride ?? 16;
+  const layout = prepareLayout(input, blockSize);
+  const sources: Source[] = layout.hasGroups ? [...GROUP_SUBSETS] : ["all"];
+  const plans: SubsetPlan[] = [...layout.counts].map(([name, counts]) => {
+    const ranks = targets.map((x) => thresholdRank(x, counts.impostor));
+    const needed = Math.max(0, ...ranks.filter((k) => k <= candidateLimit));
+    const tail = Math.min(candidateLimit, Math.ceil((opts.rocTailFpr ?? 1e-3) * counts.impostor));
+    const keep = Math.min(counts.impostor, Math.max(needed, tail));
+    return { name, counts, ranks, keep, sources: name === "all" ? sources : [name] };
+  });
+  const storeGenuine = layout.counts.get("all")!.genuine <= genuineLimit;
+  const needHist = plans.some((p) => p.keep < p.counts.impostor);
+  const mine = layout.blocks.filter((b) => b.index % coll.worldSize === coll.rank);
+  const passes = ["score"];
+
+  const x = T.scope(() =>
+    T.normalize(input.embeddings.float()).indexSelect(0, T.tensor(layout.order).to("i64")).keep(),
+  );
+  const scorer = new PairScorer(x, layout, opts.gemm);
+  x.dispose();
+  try {
+    // ---- pass 1: tails, genuine scores, sampled histogram --------------------------------------
+    const tails = new Map(plans.map((p) => [p.name, new TopScores(p.keep)]));
+    const genuine = new Map<Source, Float32Array[]>(sources.map((s) => [s, []]));
+    const sampled = new Map<Source, Float64Array>(sources.map((s) => [s, new Float64Array(HIST_BINS)]));
+    await forBlocks(mine, "score", opts, (block) => {
+      const src: Source = block.subset ?? "all";
+      const { scores, genuine: g } = scorer.score(block);
+      if (storeGenuine) genuine.get(src)!.push(g);
+      if (needHist) {
+        const rows = stride > 1 ? scores.slice(0, 0, null, stride) : scores;
+        const h = T.wrap(T.callOp(OP_HISTC, rows, HIST_BINS, HIST_MIN, HIST_MAX)).data() as Float32Array;
+        const acc = sampled.get(src)!;
+        for (let i = 0; i < HIST_BINS; i++) acc[i]! += h[i]!;
+      }
+      const own = tails.get(src)!;
+      const all = tails.get("all")!;
+      const floor = Math.min(own.floor, all.floor);
+      if (floor === Infinity) return;
+      const flat = scores.view(-1);
+      const above = flat.indexSelect(0, flat.gt(floor).nonzero().view(-1)).data() as Float32Array;
+      own.push(above);
+      if (all !== own) all.push(above);
+    });
+
+    // ---- combine over ranks ---------------------------------------------------------------------
+    const tail = new Map<SubsetName, Float32Array>();
+    for (const p of plans) {
+      const merged = new TopScores(p.keep);
+      for (const part of await coll.allGather(tails.get(p.name)!.sortedDescending())) merged.push(part);
+      tail.set(p.name, merged.sortedDescending());
+    }
+    const hists = splitBy(sources, await coll.allReduceSum(joinBy(sources, needHist ? sampled : new Map())));
+
+    // ---- thresholds: from the tail, else by radix ------------------------------------------------
+    const thresholds = new Map<SubsetName, (number | null)[]>();
+    const radixAsks: { name: SubsetName; sources: Source[]; k: number; slot: number }[] = [];
+    for (const p of plans) {
+      const t = tail.get(p.name)!;
+      thresholds.set(
+        p.name,
+        p.ranks.map((k, i) => {
+          if (k === 0) return null;
+          if (k <= t.length) return t[k - 1]!;
+          radixAsks.push({ name: p.name, sources: p.sources, k, slot: i });
+          return null;
+        }),
+      );
+    }
+    if (radixAsks.length > 0) {
+      passes.push("radix-high", "radix-low");
+      const found = await resolveByRadix(scorer, radixAsks, coll, (pass, each) =>
+        forBlocks(mine, pass, opts, each),
+      );
+      radixAsks.forEach((a, i) => (thresholds.get(a.name)![a.slot] = found[i]!));
+    }
+
+    // ---- genuine counts above every threshold (targets and curve points) -------------------------
+    const grid = fprGrid(opts.curvePointsPerDecade ?? 10);
+    const points = new Map(
+      plans.map((p) => [
+        p.name,
+        gridThresholds(
+          grid,
+          p.counts.impostor,
+          tail.get(p.name)!,
+          needHist ? sumOf(hists, p.sources) : undefined,
+        ),
+      ]),
+    );
+    const asked = plans.map((p) => [
+      ...thresholds.get(p.name)!.map((t) => t ?? Infinity),
+      ...points.get(p.name)!.map((c) => c.threshold),
+    ]);
+    const local = new Float64Array(asked.reduce((s, a) => s + a.length, 0));
+    const countInto = (src: Source, sortedAsc: Float32Array): void => {
+      let o = 0;
+      plans.forEach((p, i) => {
+        if (p.sources.includes(src)) asked[i]!.forEach((t, j) => (local[o + j]! += countAbove(sortedAsc, t)));
+        o += asked[i]!.length;
+      });
+    };
+    if (storeGenuine) {
+      for (const s of sources) countInto(s, concat(genuine.get(s)!).sort());
+    } else {
+      passes.push("genuine");
+      const withGenuine = mine.filter((b) => scorer.genuineIndices(b).length > 0);
+      await forBlocks(withGenuine, "genuine", opts, (block) => {
+        countInto(block.subset ?? "all", scorer.score(block).genuine.sort());
+      });
+    }
+    const above = await coll.allReduceSum(local);
+
+    // ---- results --------------------------------------------------------------------------------
+    const subsets: Partial<Record<SubsetName, SubsetResult>> = {};
+    const curves: Partial<Record<SubsetName, CurvePoint[]>> = {};
+    let o = 0;
+    plans.forEach((p, i) => {
+      const G = p.counts.genuine;
+      const tpr: Record<string, number | null> = {};
+      const threshold: Record<string, number | null> = {};
+      targets.forEach((x, j) => {
+        const t = thresholds.get(p.name)![j] ?? null;
+        threshold[x.key] = t === null ? null : t + 0; // + 0 turns -0 into 0
+        tpr[x.key] = t === null || G === 0 ? null : above[o + j]! / G;
+      });
+      const off = o + targets.length;
+      curves[p.name] = G === 0 ? [] : points.get(p.name)!.map((c, j) => ({ ...c, tpr: above[off + j]! / G }));
+      subsets[p.name] = { genuine: G, impostor: p.counts.impostor, tpr, threshold };
+      o += asked[i]!.length;
+    });
+    return {
+      pairs: { ...layout.counts.get("all")! },
+      subsets,
+      curves,
+      info: { blocks: layout.blocks.length, blockSize, passes, gemm: scorer.gemm, worldSize: coll.worldSize },
+    };
+  } finally {
+    scorer.dispose();
+  }
+}
+
+/** Runs fn on each block inside a tensor scope, yielding to the event loop between blocks. */
+async function forBlocks(
+  blocks: readonly Block[],
+  pass: PairEvalProgress["pass"],
+  opts: PairEvalOptions,
+  fn: (b: Block) => void,
+): Promise<void> {
+  for (let i = 0; i < blocks.length; i++) {
+    T.scope(() => fn(blocks[i]!));
+    opts.onProgress?.({ pass, done: i + 1, total: blocks.length });
+    await new Promise((r) => setImmediate(r));
+  }
+}
+
+/** Checks the input and lays its rows out in tiles (also used by the brute-force reference). */
+export function prepareLayout(input: PairEvalInput, blockSize: number): Layout {
+  const { labels, groups } = checkInput(input);
+  return makeLayout(labels, groups, blockSize);
+}
+
+function checkInput(input: PairEvalInput): { labels: Int32Array; groups: Uint8Array | undefined } {
+  const e = input.embeddings;
+  if (e.ndim !== 2) throw new Error(`embeddings must be [N, D], got [${e.shape.join(", ")}]`);
+  const n = e.size(0);
+  if (input.labels.length !== n)
+    throw new Error(`labels has ${input.labels.length} entries, embeddings ${n} rows`);
+  const finite = T.scope(() => e.isfinite().all().item());
+  if (!finite) throw new Error("embeddings contain NaN or infinite values");
+  const ids = new Map<number, number>();
+  const labels = Int32Array.from({ length: n }, (_, i) => {
+    const l = Number(input.labels[i]);
+    let id = ids.get(l);
+    if (id === undefined) ids.set(l, (id = ids.size));
+    return id;
+  });
+  let groups: Uint8Array | undefined;
+  if (input.groups !== undefined) {
+    if (input.groups.length !== n)
+      throw new Error(`groups has ${input.groups.length} entries, embeddings ${n} rows`);
+    groups = Uint8Array.from({ length: n }, (_, i) => {
+      const g = Number(input.groups![i]);
+      if (g !== 0 && g !== 1)
+        throw new Error(`groups[${i}] is ${g}; groups must be 0 (unmasked) or 1 (masked)`);
+      return g;
+    });
+  }
+  return { labels, groups };
+}
+
+function concat(parts: readonly Float32Array[]): Float32Array {
+  const out = new Float32Array(parts.reduce((s, p) => s + p.length, 0));
+  let o = 0;
+  for (const p of parts) {
+    out.set(p, o);
+    o += p.length;
+  }
+  return out;
+}
+
+function joinBy(keys: readonly Source[], m: ReadonlyMap<Source, Float64Array>): Float64Array {
+  const out = new Float64Array(keys.length * HIST_BINS);
+  keys.forEach((k, i) => {
+    const h = m.get(k);
+    if (h) out.set(h, i * HIST_BINS);
+  });
+  return out;
+}
+
+function splitBy(keys: readonly Source[], flat: Float64Array): Map<Source, Float64Array> {
+  return new Map(keys.map((k, i) => [k, flat.subarray(i * HIST_BINS, (i + 1) * HIST_BINS)]));
+}
+
+function sumOf(m: ReadonlyMap<Source, Float64Array>, keys: readonly Source[]): Float64Array {
+  const out = new Float64Array(HIST_BINS);
+  for (const k of keys) {
+    const h = m.get(k)!;
+    for (let i = 0; i < HIST_BINS; i++) out[i]! += h[i]!;
+  }
+  return out;
+}

@@ -1,0 +1,101 @@
+// Scores one block of pairs with one matrix product. Every pass of the evaluation scores a block
+// through here, on the same tiles, so a pair gets bit-identical scores in every pass and on
+// every rank: the exactness of the thresholds rests on it.
+import * as T from "../torch/index.ts";
+import { type Block, type Layout, genuineIndices } from "./layout.ts";
+
+/**
+ * "onednn": oneDNN's inner-product kernel (libtorch's mkldnn_linear), which on CPU runs at the
+ * machine's GEMM rate even where libtorch's BLAS is slow. "mm": aten::mm (BLAS, or cuBLAS).
+ */
+export type GemmKind = "onednn" | "mm";
+
+const OP = {
+  toMkldnn: T.opId("aten::to_mkldnn"),
+  mkldnnLinear: T.opId("aten::mkldnn_linear"),
+  toDense: T.opId("aten::to_dense"),
+  indexFill: T.opId("aten::index_fill_.int_Scalar"),
+  tril: T.opId("aten::tril"),
+};
+
+const GENUINE_CACHE = 1 << 24;
+
+export interface ScoredBlock {
+  /** [rows, cols] float32 scores; pairs that do not count (j <= i, genuine) hold -Infinity. */
+  readonly scores: T.Tensor;
+  /** The block's genuine scores (same label, i < j). */
+  readonly genuine: Float32Array;
+}
+
+export class PairScorer {
+  readonly gemm: GemmKind;
+  readonly #layout: Layout;
+  readonly #tiles: T.Tensor[];
+  readonly #tril = new Map<number, T.Tensor>();
+  readonly #genuine = new Map<number, Int32Array>();
+  #cached = 0;
+
+  /** embeddings: [n, D] float32, L2-normalised, rows already in layout order. */
+  constructor(embeddings: T.Tensor, layout: Layout, gemm: GemmKind = "onednn") {
+    this.gemm = gemm;
+    this.#layout = layout;
+    this.#tiles = layout.tiles.map((tile) =>
+      T.scope(() => {
+        const rows = embeddings.narrow(0, tile.start, tile.end - tile.start).contiguous();
+        return (gemm === "onednn" ? T.wrap(T.callOp(OP.toMkldnn, rows, null)) : rows).keep();
+      }),
+    );
+  }
+
+  /**
+   * The flat indices of a block's genuine pairs. Cached (every pass asks) up to GENUINE_CACHE
+   * indices in all, so that a set with a huge number of genuine pairs still runs in bounded memory.
+   */
+  genuineIndices(block: Block): Int32Array {
+    let idx = this.#genuine.get(block.index);
+    if (idx === undefined) {
+      idx = genuineIndices(this.#layout, block);
+      if (this.#cached + idx.length <= GENUINE_CACHE) {
+        this.#genuine.set(block.index, idx);
+        this.#cached += idx.length;
+      }
+    }
+    return idx;
+  }
+
+  /** Call inside T.scope: the returned tensor belongs to the caller's scope. */
+  score(block: Block): ScoredBlock {
+    const a = this.#tiles[block.rows.index]!;
+    const b = this.#tiles[block.cols.index]!;
+    const scores =
+      this.gemm === "onednn"
+        ? T.wrap(T.callOp(OP.toDense, T.wrap(T.callOp(OP.mkldnnLinear, a, b, null)), null))
+        : a.mm(b.T);
+    if (block.diagonal) scores.maskedFill_(this.#lowerTriangle(block.rows.end - block.rows.start), -Infinity);
+    const idx = this.genuineIndices(block);
+    let genuine: Float32Array = new Float32Array(0);
+    if (idx.length > 0) {
+      const flat = scores.view(-1);
+      const at = T.tensor(idx, { dtype: "i32" }).to("i64");
+      genuine = flat.indexSelect(0, at).data() as Float32Array;
+      T.callOp(OP.indexFill, flat, 0, at, -Infinity);
+    }
+    return { scores, genuine };
+  }
+
+  /** Bool [h, h], true on and below the diagonal (pairs j <= i). */
+  #lowerTriangle(h: number): T.Tensor {
+    let m = this.#tril.get(h);
+    if (m === undefined) {
+      m = T.scope(() => T.wrap(T.callOp(OP.tril, T.ones([h, h], { dtype: "bool" }), 0)).keep());
+      this.#tril.set(h, m);
+    }
+    return m;
+  }
+
+  dispose(): void {
+    for (const t of this.#tiles) t.dispose();
+    for (const t of this.#tril.values()) t.dispose();
+    this.#tril.clear();
+  }
+}
