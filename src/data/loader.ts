@@ -1,0 +1,243 @@
+// The training data loader: sampler order -> decode workers -> contiguous batches, prefetched.
+//
+// Every random choice for a sample (flip, mask, mask look) is a function of (seed, epoch, rank,
+// position in the epoch), so a resumed run reproduces batches exactly, whatever the worker timing.
+// A sample that cannot be read or decoded is reported once through a 'warning' event and replaced
+// by a deterministic substitute; the run stops with an error naming the config key only when more
+// than `maxBadFraction` of the dataset has proved bad.
+import { EventEmitter } from "node:events";
+import type { Dataset } from "./dataset.ts";
+import {
+  type DecoderChoice,
+  type Layout,
+  type OutputDType,
+  type OutputSpec,
+  sampleElements,
+} from "./decode.ts";
+import { openDataset } from "./open.ts";
+import { DecodePool } from "./pool.ts";
+import { Rng, hash32 } from "./rng.ts";
+import { type SamplerOptions, ShardedSampler } from "./sampler.ts";
+import type { ItemResult, TaskItem } from "./worker-protocol.ts";
+
+export interface LoaderOptions extends Omit<SamplerOptions, "length"> {
+  /** Decode worker threads (default 2). */
+  workers?: number;
+  /** Batches decoded ahead of the consumer (default 2 per worker). */
+  prefetch?: number;
+  /** Output side in pixels (default 112); other sizes are resized. */
+  imageSize?: number;
+  /** f32 normalised (x - 127.5) / 127.5 (default) or raw u8. */
+  dtype?: OutputDType;
+  /** nchw (default) or nhwc. */
+  layout?: Layout;
+  /** Probability of a horizontal flip (default 0.5). */
+  flipProb?: number;
+  /** Probability of a synthetic mask (default 0.35, as the recipe). */
+  maskProb?: number;
+  /** Mask tiles per mask kind rendered in each worker (default 24). */
+  maskVariants?: number;
+  /** Largest tolerated fraction of bad samples before the run stops (default 0.001). */
+  maxBadFraction?: number;
+  decoder?: DecoderChoice;
+}
+
+export interface Batch {
+  epoch: number;
+  step: number;
+  /** One contiguous buffer: [N, 3, H, W] (nchw) or [N, H, W, 3] (nhwc). */
+  images: Float32Array | Uint8Array;
+  shape: [number, number, number, number];
+  labels: Int32Array;
+  /** 1 where a synthetic mask was drawn. */
+  masked: Uint8Array;
+  flipped: Uint8Array;
+  /** Dataset index of each row (a substitute's index where a bad sample was replaced). */
+  indices: Int32Array;
+}
+
+export interface BadSampleWarning {
+  index: number;
+  /** Names the file/record: "…/train.rec record 17" or an image path. */
+  where: string;
+  reason: string;
+  /** Bad samples seen so far in this loader. */
+  bad: number;
+}
+
+interface LoaderEvents {
+  warning: [BadSampleWarning];
+}
+
+export class DataLoader extends EventEmitter<LoaderEvents> {
+  readonly sampler: ShardedSampler;
+  readonly spec: OutputSpec;
+  readonly stats = { batches: 0, samples: 0, bad: 0, workerBusyMs: 0 };
+  private readonly bad = new Set<number>();
+  private readonly free: SharedArrayBuffer[] = [];
+  private readonly prefetch: number;
+
+  private constructor(
+    readonly dataset: Dataset,
+    private readonly pool: DecodePool,
+    private readonly o: LoaderOptions,
+    spec: OutputSpec,
+  ) {
+    super();
+    this.spec = spec;
+    this.sampler = new ShardedSampler({ ...o, length: dataset.length });
+    this.prefetch = Math.max(1, o.prefetch ?? 2 * pool.size);
+  }
+
+  static async open(dataset: Dataset | string, o: LoaderOptions): Promise<DataLoader> {
+    const ds = typeof dataset === "string" ? openDataset(dataset) : dataset;
+    const frac = o.maxBadFraction ?? 0.001;
+    if (!(frac >= 0 && frac <= 1)) throw new Error(`data.maxBadFraction must be in [0, 1], got ${frac}`);
+    for (const k of ["flipProb", "maskProb"] as const) {
+      const p = o[k];
+      if (p !== undefined && !(p >= 0 && p <= 1)) throw new Error(`data.${k} must be in [0, 1], got ${p}`);
+    }
+    const spec: OutputSpec = {
+      size: o.imageSize ?? 112,
+      dtype: o.dtype ?? "f32",
+      layout: o.layout ?? "nchw",
+    };
+    const maskProb = o.maskProb ?? 0.35;
+    const pool = await DecodePool.start(o.workers ?? 2, {
+      type: "init",
+      spec,
+      decoder: o.decoder ?? "auto",
+      maskVariants: maskProb > 0 ? (o.maskVariants ?? 24) : 0,
+      maskBankSeed: o.seed ?? 0,
+    });
+    return new DataLoader(ds, pool, o, spec);
+  }
+
+  /** Batches of one epoch, from `startStep` (resume), decoded `prefetch` batches ahead. */
+  async *epoch(epoch: number, startStep = 0): AsyncGenerator<Batch> {
+    const order = [...this.sampler.batches(epoch, startStep)];
+    const inflight: Promise<Batch>[] = [];
+    let next = 0;
+    const launch = (): void => {
+      while (inflight.length < this.prefetch && next < order.length) {
+        const p = this.produce(epoch, startStep + next, order[next] as Int32Array);
+        p.catch(() => undefined); // awaited below; this only silences early rejections
+        inflight.push(p);
+        next++;
+      }
+    };
+    launch();
+    while (inflight.length) {
+      const b = await (inflight.shift() as Promise<Batch>);
+      launch(); // refill before handing over: workers keep going while the consumer trains
+      yield b;
+    }
+  }
+
+  /** Per-sample augmentation choices, a pure function of the sample's place in the run. */
+  private augment(epoch: number, position: number): { flip: boolean; mask: number } {
+    const rng = new Rng(hash32(this.o.seed ?? 0, epoch, this.sampler.rank, position, 0xa9));
+    const flip = rng.chance(this.o.flipProb ?? 0.5);
+    const masked = rng.chance(this.o.maskProb ?? 0.35);
+    const seed = rng.u32() >>> 1;
+    return { flip, mask: masked ? seed : -1 };
+  }
+
+  private substitute(epoch: number, position: number, attempt: number): number {
+    const n = this.dataset.length;
+    for (let a = attempt; a < attempt + 1000; a++) {
+      const j = hash32(this.o.seed ?? 0, epoch, this.sampler.rank, position, a, 0x5b) % n;
+      if (!this.bad.has(j)) return j;
+    }
+    throw new Error(`${this.dataset.source}: found no good sample to stand in for a bad one`);
+  }
+
+  private markBad(index: number, reason: string): void {
+    if (this.bad.has(index)) return;
+    this.bad.add(index);
+    this.stats.bad = this.bad.size;
+    const where = this.dataset.describe(index);
+    this.emit("warning", { index, where, reason, bad: this.bad.size });
+    const frac = this.o.maxBadFraction ?? 0.001;
+    if (this.bad.size > frac * this.dataset.length)
+      throw new Error(
+        `${this.dataset.source}: ${this.bad.size} of ${this.dataset.length} samples are bad, more than ` +
+          `data.maxBadFraction = ${frac}; last: ${where}: ${reason}`,
+      );
+  }
+
+  private async produce(epoch: number, step: number, indices: Int32Array): Promise<Batch> {
+    const B = indices.length;
+    const elems = sampleElements(this.spec);
+    const bytesPer = this.spec.dtype === "f32" ? 4 : 1;
+    const sab = this.free.pop() ?? new SharedArrayBuffer(B * elems * bytesPer);
+    const used = Int32Array.from(indices);
+    const labels = new Int32Array(B);
+    const masked = new Uint8Array(B);
+    const flipped = new Uint8Array(B);
+    const attempts = new Int32Array(B);
+    let todo: TaskItem[] = [];
+    for (let slot = 0; slot < B; slot++) {
+      const pos = step * B + slot;
+      const aug = this.augment(epoch, pos);
+      let idx = used[slot] as number;
+      if (this.bad.has(idx))
+        idx = this.substitute(epoch, pos, (attempts[slot] = (attempts[slot] as number) + 1));
+      used[slot] = idx;
+      masked[slot] = aug.mask >= 0 ? 1 : 0;
+      flipped[slot] = aug.flip ? 1 : 0;
+      todo.push({ slot, loc: this.dataset.locate(idx), flip: aug.flip, mask: aug.mask });
+    }
+    const per = Math.max(1, Math.ceil(todo.length / (2 * this.pool.size)));
+    while (todo.length) {
+      const chunks: TaskItem[][] = [];
+      for (let i = 0; i < todo.length; i += per) chunks.push(todo.slice(i, i + per));
+      const done = await Promise.all(chunks.map((items) => this.pool.run({ buffer: sab, items })));
+      const retry: TaskItem[] = [];
+      for (const d of done) {
+        this.stats.workerBusyMs += d.busyMs;
+        for (const r of d.results) {
+          const slot = r.slot;
+          const failure = this.check(r);
+          if (failure === null) {
+            labels[slot] = r.label;
+            continue;
+          }
+          this.markBad(used[slot] as number, failure);
+          const idx = this.substitute(
+            epoch,
+            step * B + slot,
+            (attempts[slot] = (attempts[slot] as number) + 1),
+          );
+          used[slot] = idx;
+          const prev = todo.find((t) => t.slot === slot) as TaskItem;
+          retry.push({ ...prev, loc: this.dataset.locate(idx) });
+        }
+      }
+      todo = retry;
+    }
+    const n = B * elems;
+    const images = this.spec.dtype === "f32" ? new Float32Array(n) : new Uint8Array(n);
+    // One copy out of shared memory: tensors cannot wrap SharedArrayBuffers.
+    images.set(this.spec.dtype === "f32" ? new Float32Array(sab, 0, n) : new Uint8Array(sab, 0, n));
+    this.free.push(sab);
+    this.stats.batches++;
+    this.stats.samples += B;
+    const S = this.spec.size;
+    const shape: Batch["shape"] = this.spec.layout === "nchw" ? [B, 3, S, S] : [B, S, S, 3];
+    return { epoch, step, images, shape, labels, masked, flipped, indices: used };
+  }
+
+  /** null when the result is usable, else why not. */
+  private check(r: ItemResult): string | null {
+    if (!r.ok) return r.error ?? "unreadable";
+    const c = this.dataset.numClasses;
+    if (c !== undefined && (r.label < 0 || r.label >= c)) return `label ${r.label} outside 0..${c - 1}`;
+    return null;
+  }
+
+  async close(): Promise<void> {
+    await this.pool.close();
+    this.dataset.close();
+  }
+}

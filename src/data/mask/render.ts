@@ -1,0 +1,129 @@
+// Putting masks on faces. Two paths share the SVG shapes:
+// - training (aligned faces, thousands per second): a bank of mask tiles is rendered once per
+//   worker with sharp from recolourable SVG; each masked sample then picks a tile and colours and
+//   alpha-blends it in a JS loop over the tile's bounding box (~10 us, vs ~1 ms for an SVG render);
+// - `mfr mask` (any image, optionally with 5 landmarks): the coloured SVG, mapped onto the face by
+//   a similarity transform, is composited by sharp.
+import sharp from "sharp";
+import { Rng, hash32 } from "../rng.ts";
+import { MASK_KINDS, type MaskParams, type RGB, maskSvg, sampleMaskParams } from "./shapes.ts";
+import { ARCFACE_TEMPLATE, type Landmarks5, similarityTransform } from "./template.ts";
+
+export interface MaskTile {
+  params: MaskParams;
+  size: number;
+  /** Coverage 0..255, shading 0..255 (255 = full colour), pattern weight 0..255; size x size. */
+  alpha: Uint8Array;
+  shade: Uint8Array;
+  pattern: Uint8Array;
+  /** Bounding box of alpha > 0: x0, y0, x1, y1 (exclusive). */
+  box: [number, number, number, number];
+}
+
+/** Renders one recolourable tile for a `size` x `size` aligned face. */
+export async function renderMaskTile(params: MaskParams, size = 112): Promise<MaskTile> {
+  const s = size / 112;
+  const svg = maskSvg(params, {
+    width: size,
+    height: size,
+    transform: [s, 0, 0, s, 0, 0],
+    recolourable: true,
+  });
+  const { data } = await sharp(Buffer.from(svg)).ensureAlpha().raw().toBuffer({ resolveWithObject: true });
+  const n = size * size;
+  const alpha = new Uint8Array(n);
+  const shade = new Uint8Array(n);
+  const pattern = new Uint8Array(n);
+  let x0 = size,
+    y0 = size,
+    x1 = 0,
+    y1 = 0;
+  for (let i = 0; i < n; i++) {
+    const a = data[4 * i + 3] as number;
+    if (a === 0) continue;
+    const r = data[4 * i] as number;
+    const g = data[4 * i + 1] as number;
+    alpha[i] = a;
+    shade[i] = r;
+    pattern[i] = r > 0 ? Math.round(255 * Math.max(0, 1 - g / r)) : 0;
+    const x = i % size;
+    const y = (i - x) / size;
+    if (x < x0) x0 = x;
+    if (y < y0) y0 = y;
+    if (x >= x1) x1 = x + 1;
+    if (y >= y1) y1 = y + 1;
+  }
+  return { params, size, alpha, shade, pattern, box: [x0, y0, x1, y1] };
+}
+
+/** A fixed set of mask tiles (the same for every worker given the same seed). */
+export class MaskBank {
+  private constructor(readonly tiles: MaskTile[]) {}
+
+  static async create(opts: { seed?: number; variants?: number; size?: number } = {}): Promise<MaskBank> {
+    const rng = new Rng(hash32(opts.seed ?? 0, 0x3a5c));
+    const variants = opts.variants ?? 24;
+    const params = Array.from({ length: variants * MASK_KINDS.length }, (_, i) =>
+      sampleMaskParams(rng, MASK_KINDS[i % MASK_KINDS.length]),
+    );
+    const tiles: MaskTile[] = [];
+    for (const p of params) tiles.push(await renderMaskTile(p, opts.size ?? 112));
+    return new MaskBank(tiles);
+  }
+
+  /** Draws tile and colours for one sample from its mask seed, and blends it into `rgb`. */
+  apply(rgb: Uint8Array, size: number, maskSeed: number): MaskTile {
+    const rng = new Rng(maskSeed);
+    const tile = this.tiles[rng.int(this.tiles.length)] as MaskTile;
+    const colour = sampleMaskParams(rng, tile.params.kind);
+    blendTile(rgb, size, tile, colour.colour, colour.patternColour);
+    return tile;
+  }
+}
+
+/** Alpha-blends a tile, coloured `colour` (and `patternColour` where patterned), into HWC RGB. */
+export function blendTile(rgb: Uint8Array, size: number, t: MaskTile, colour: RGB, patternColour: RGB): void {
+  if (t.size !== size) throw new Error(`mask tile is ${t.size}px but the image is ${size}px`);
+  const [x0, y0, x1, y1] = t.box;
+  const [cr, cg, cb] = colour;
+  const [pr, pg, pb] = patternColour;
+  for (let y = y0; y < y1; y++) {
+    for (let x = x0, i = y * size + x0; x < x1; x++, i++) {
+      const a = t.alpha[i] as number;
+      if (a === 0) continue;
+      const pw = (t.pattern[i] as number) / 255;
+      const sh = (t.shade[i] as number) / 255;
+      const A = a / 255;
+      const o = 3 * i;
+      const r = (cr + (pr - cr) * pw) * sh;
+      const g = (cg + (pg - cg) * pw) * sh;
+      const b = (cb + (pb - cb) * pw) * sh;
+      rgb[o] = ((rgb[o] as number) + ((r - (rgb[o] as number)) * A + 0.5)) | 0;
+      rgb[o + 1] = ((rgb[o + 1] as number) + ((g - (rgb[o + 1] as number)) * A + 0.5)) | 0;
+      rgb[o + 2] = ((rgb[o + 2] as number) + ((b - (rgb[o + 2] as number)) * A + 0.5)) | 0;
+    }
+  }
+}
+
+/**
+ * Draws a mask on an encoded image with sharp. Without landmarks the image is taken as an aligned
+ * face and the template is scaled to its size; with them the template is mapped onto them.
+ * Returns the encoded result in the input's format (JPEG quality 95 / PNG).
+ */
+export async function maskImage(
+  input: Buffer,
+  opts: { seed: number; landmarks?: Landmarks5; params?: MaskParams },
+): Promise<{ image: Buffer; params: MaskParams }> {
+  const meta = await sharp(input).metadata();
+  const w = meta.width ?? 0;
+  const h = meta.height ?? 0;
+  if (!w || !h) throw new Error("image has no size");
+  const params = opts.params ?? sampleMaskParams(new Rng(hash32(opts.seed, 0x6d61)));
+  const transform = opts.landmarks
+    ? similarityTransform(ARCFACE_TEMPLATE, opts.landmarks)
+    : ([w / 112, 0, 0, h / 112, 0, 0] as const);
+  const svg = maskSvg(params, { width: w, height: h, transform: [...transform] });
+  let out = sharp(input).composite([{ input: Buffer.from(svg), top: 0, left: 0 }]);
+  out = meta.format === "png" ? out.png() : out.jpeg({ quality: 95 });
+  return { image: await out.toBuffer(), params };
+}
