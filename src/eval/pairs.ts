@@ -81,7 +81,15 @@ export interface PairEvaluation {
   subsets: Partial<Record<SubsetName, SubsetResult>>;
   /** ROC points per subset (TPR at each FPR of the grid), for plots. */
   curves: Partial<Record<SubsetName, CurvePoint[]>>;
-  info: { blocks: number; blockSize: number; passes: string[]; gemm: GemmKind; worldSize: number };
+  info: {
+    /** The FPR keys, in the order asked for. */
+    fprKeys: string[];
+    blocks: number;
+    blockSize: number;
+    passes: string[];
+    gemm: GemmKind;
+    worldSize: number;
+  };
 }
 
 /** Where a block's pairs are kept: its group subset, or "all" without groups. */
@@ -243,7 +251,14 @@ export async function evaluatePairs(
       pairs: { ...layout.counts.get("all")! },
       subsets,
       curves,
-      info: { blocks: layout.blocks.length, blockSize, passes, gemm: scorer.gemm, worldSize: coll.worldSize },
+      info: {
+        fprKeys: targets.map((t) => t.key),
+        blocks: layout.blocks.length,
+        blockSize,
+        passes,
+        gemm: scorer.gemm,
+        worldSize: coll.worldSize,
+      },
     };
   } finally {
     scorer.dispose();

@@ -1,0 +1,29 @@
+// Evaluation: exact TPR@FPR over all pairs (masked/unmasked subsets), .bin verification sets,
+// reports. See docs/eval.md.
+export {
+  evaluatePairs,
+  DEFAULT_FPRS,
+  type PairEvalInput,
+  type PairEvalOptions,
+  type PairEvalProgress,
+  type PairEvaluation,
+  type SubsetResult,
+} from "./pairs.ts";
+export { type Collectives, singleProcess, simulatedGroup } from "./collectives.ts";
+export { parseFpr, parseFprList, thresholdRank, type TargetFpr } from "./fpr.ts";
+export { GROUP_SUBSETS, type SubsetName, type PairCounts } from "./layout.ts";
+export type { CurvePoint } from "./curve.ts";
+export type { GemmKind } from "./scorer.ts";
+export { loadPairInput } from "./input.ts";
+export { evaluationJson, writeReport, curveSvg, type ReportFiles } from "./report.ts";
+export {
+  loadVerificationSet,
+  parseVerificationSet,
+  verifySet,
+  decodeFaces,
+  flipHorizontal,
+  type VerificationSet,
+  type SetVerification,
+  type EmbedFn,
+} from "./bin.ts";
+export { kfoldAccuracy, flipSumNormalise, type KFoldAccuracy } from "./kfold.ts";

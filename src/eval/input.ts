@@ -1,0 +1,35 @@
+// Reading an evaluation's input from .npy files: embeddings [N, D] float, labels [N] int,
+// optional groups [N] (0 = unmasked, 1 = masked). Errors name the file.
+import * as T from "../torch/index.ts";
+import type { PairEvalInput } from "./pairs.ts";
+
+const INTS = new Set(["i64", "i32", "i16", "i8", "u8"]);
+
+function vector(file: string, t: T.Tensor, n: number | undefined, what: string): number[] {
+  if (t.ndim !== 1) throw new Error(`${file}: ${what} must be 1-D, got shape [${t.shape.join(", ")}]`);
+  if (n !== undefined && t.size(0) !== n)
+    throw new Error(`${file}: ${t.size(0)} ${what}, but the embeddings have ${n} rows`);
+  if (!INTS.has(t.dtype) && t.dtype !== "bool")
+    throw new Error(`${file}: ${what} must be integers, got dtype ${t.dtype}`);
+  return t.toArray();
+}
+
+export function loadPairInput(files: { embeddings: string; labels: string; groups?: string }): PairEvalInput {
+  const embeddings = T.loadNpy(files.embeddings);
+  if (embeddings.ndim !== 2)
+    throw new Error(`${files.embeddings}: embeddings must be [N, D], got [${embeddings.shape.join(", ")}]`);
+  if (!T.isFloating(embeddings.dtype))
+    throw new Error(
+      `${files.embeddings}: embeddings must be float32/float16/float64, got ${embeddings.dtype}`,
+    );
+  const n = embeddings.size(0);
+  const labels = T.scope(() => vector(files.labels, T.loadNpy(files.labels), n, "labels"));
+  if (files.groups === undefined) return { embeddings, labels };
+  const groups = T.scope(() => vector(files.groups!, T.loadNpy(files.groups!), n, "groups"));
+  const bad = groups.findIndex((g) => g !== 0 && g !== 1);
+  if (bad >= 0)
+    throw new Error(
+      `${files.groups}: entry ${bad} is ${groups[bad]}; groups must be 0 (unmasked) or 1 (masked)`,
+    );
+  return { embeddings, labels, groups };
+}
