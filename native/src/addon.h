@@ -13,55 +13,28 @@
 
 namespace mfr {
 
-// Per-environment (main thread or worker_thread) state.
+// Live tensors of one environment (main thread or a worker_thread), addressed from JS by
+// numeric handles: slot index plus a generation, so a stale or forged handle is an error, never
+// another tensor. A table rather than one wrapped JS object per tensor: napi finalizers only
+// run after JS yields, so wrapper objects pile up in a synchronous training loop even when every
+// tensor is disposed; a number leaves nothing behind.
+struct Slot {
+  at::Tensor tensor;
+  uint32_t generation = 0;
+  int64_t bytes = 0;
+  bool live = false;
+};
+
 struct AddonData {
-  Napi::FunctionReference tensorCtor;
+  std::vector<Slot> slots;
+  std::vector<uint32_t> freeSlots;
+  size_t liveCount = 0;
 };
 
-// A libtorch tensor owned by a JS object. dispose() frees it deterministically; the GC
-// finalizer is only a safety net. V8 is told about the bytes held so it collects sooner.
-class TensorWrap : public Napi::ObjectWrap<TensorWrap> {
- public:
-  static Napi::Function Init(Napi::Env env);
-  static Napi::Object Wrap(Napi::Env env, at::Tensor t);
-  static bool IsTensor(Napi::Env env, Napi::Value v);
-  // The tensor behind a JS value; throws a JS-visible error naming `what` otherwise.
-  static const at::Tensor& From(Napi::Env env, Napi::Value v, const char* what);
-
-  explicit TensorWrap(const Napi::CallbackInfo& info);
-  ~TensorWrap() override;
-
- private:
-  void Release(Napi::Env env);
-  Napi::Value Dispose(const Napi::CallbackInfo& info);
-  Napi::Value IsDisposed(const Napi::CallbackInfo& info);
-  Napi::Value Shape(const Napi::CallbackInfo& info);
-  Napi::Value Strides(const Napi::CallbackInfo& info);
-  Napi::Value Dim(const Napi::CallbackInfo& info);
-  Napi::Value Numel(const Napi::CallbackInfo& info);
-  Napi::Value Dtype(const Napi::CallbackInfo& info);
-  Napi::Value Device(const Napi::CallbackInfo& info);
-  Napi::Value IsContiguous(const Napi::CallbackInfo& info);
-  Napi::Value Item(const Napi::CallbackInfo& info);
-  Napi::Value ToBuffer(const Napi::CallbackInfo& info);
-  Napi::Value CopyInto(const Napi::CallbackInfo& info);
-  Napi::Value GetRequiresGrad(const Napi::CallbackInfo& info);
-  Napi::Value SetRequiresGrad(const Napi::CallbackInfo& info);
-  Napi::Value GetGrad(const Napi::CallbackInfo& info);
-  Napi::Value SetGrad(const Napi::CallbackInfo& info);
-  Napi::Value IsLeaf(const Napi::CallbackInfo& info);
-  Napi::Value GradFn(const Napi::CallbackInfo& info);
-  Napi::Value RetainGrad(const Napi::CallbackInfo& info);
-  Napi::Value SameStorage(const Napi::CallbackInfo& info);
-  Napi::Value DataPtr(const Napi::CallbackInfo& info);
-  Napi::Value Version(const Napi::CallbackInfo& info);
-
-  const at::Tensor& Get(Napi::Env env) const;
-
-  at::Tensor tensor_;
-  bool disposed_ = false;
-  int64_t externalBytes_ = 0;
-};
+// The handle of a new live tensor.
+Napi::Value PutTensor(Napi::Env env, at::Tensor t);
+// The tensor behind a handle; throws a JS error naming `what` if it is not a live tensor.
+const at::Tensor& GetTensor(Napi::Env env, Napi::Value v, const char* what);
 
 // Raises a JS exception from any C++ exception; used by every entry point.
 [[noreturn]] void ThrowJs(Napi::Env env, const std::string& where, const std::exception& e);

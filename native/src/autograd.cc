@@ -28,7 +28,7 @@ std::vector<at::Tensor> TensorList(Napi::Env env, Napi::Value v, const char* wha
     if (allowHoles && (x.IsUndefined() || x.IsNull())) {
       out.emplace_back();
     } else {
-      out.push_back(TensorWrap::From(env, x, what));
+      out.push_back(GetTensor(env, x, what));
     }
   }
   return out;
@@ -120,7 +120,7 @@ Napi::Value Grad(const Napi::CallbackInfo& info) {
   Napi::Array out = Napi::Array::New(env, result.size());
   for (size_t i = 0; i < result.size(); ++i) {
     out.Set(static_cast<uint32_t>(i),
-            result[i].defined() ? Napi::Value(TensorWrap::Wrap(env, result[i])) : env.Undefined());
+            result[i].defined() ? PutTensor(env, result[i]) : env.Undefined());
   }
   return out;
   MFR_GUARD_END(env, "grad")
@@ -220,14 +220,14 @@ Napi::Value GetRngState(const Napi::CallbackInfo& info) {
   MFR_GUARD_BEGIN
   auto gen = at::detail::getDefaultCPUGenerator();
   std::lock_guard<std::mutex> lock(gen.mutex());
-  return TensorWrap::Wrap(env, gen.get_state());
+  return PutTensor(env, gen.get_state());
   MFR_GUARD_END(env, "getRngState")
 }
 
 Napi::Value SetRngState(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   MFR_GUARD_BEGIN
-  const at::Tensor& state = TensorWrap::From(env, info[0], "setRngState");
+  const at::Tensor& state = GetTensor(env, info[0], "setRngState");
   auto gen = at::detail::getDefaultCPUGenerator();
   std::lock_guard<std::mutex> lock(gen.mutex());
   gen.set_state(state);

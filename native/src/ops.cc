@@ -212,14 +212,14 @@ void PushArg(Napi::Env env, const OpEntry& e, const ArgSpec& a, Napi::Value v, t
   switch (a.kind) {
     case Kind::Tensor:
     case Kind::OptTensor:
-      s.emplace_back(TensorWrap::From(env, v, e.qualified.c_str()));
+      s.emplace_back(GetTensor(env, v, e.qualified.c_str()));
       return;
     case Kind::TensorList: {
       Napi::Array arr = ToArray(env, e, a, v);
       std::vector<at::Tensor> list;
       list.reserve(arr.Length());
       for (uint32_t i = 0; i < arr.Length(); ++i) {
-        list.push_back(TensorWrap::From(env, arr.Get(i), e.qualified.c_str()));
+        list.push_back(GetTensor(env, arr.Get(i), e.qualified.c_str()));
       }
       s.emplace_back(c10::List<at::Tensor>(list));
       return;
@@ -233,7 +233,7 @@ void PushArg(Napi::Env env, const OpEntry& e, const ArgSpec& a, Napi::Value v, t
         if (x.IsUndefined() || x.IsNull()) {
           list.push_back(c10::nullopt);
         } else {
-          list.push_back(TensorWrap::From(env, x, e.qualified.c_str()));
+          list.push_back(GetTensor(env, x, e.qualified.c_str()));
         }
       }
       s.emplace_back(std::move(list));
@@ -449,7 +449,7 @@ Napi::Value IValueToJs(Napi::Env env, const c10::IValue& v) {
   if (v.isTensor()) {
     const at::Tensor& t = v.toTensor();
     if (!t.defined()) return env.Undefined();
-    return TensorWrap::Wrap(env, t);
+    return PutTensor(env, t);
   }
   if (v.isNone()) return env.Undefined();
   if (v.isInt()) return Napi::Number::New(env, static_cast<double>(v.toInt()));

@@ -65,7 +65,7 @@ Napi::Value SavePth(const Napi::CallbackInfo& info) {
   c10::Dict<std::string, at::Tensor> dict;
   for (uint32_t i = 0; i < names.Length(); ++i) {
     dict.insert(names.Get(i).As<Napi::String>().Utf8Value(),
-                TensorWrap::From(env, tensors.Get(i), "savePth").detach());
+                GetTensor(env, tensors.Get(i), "savePth").detach());
   }
   std::vector<char> bytes = torch::jit::pickle_save(c10::IValue(dict));
   std::ofstream out(path, std::ios::binary | std::ios::trunc);

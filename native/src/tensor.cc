@@ -1,5 +1,5 @@
-// The JS handle of a libtorch tensor, and copies between JS buffers and tensors.
-#include <ATen/autocast_mode.h>
+// Tensor handles (see AddonData in addon.h), tensor metadata, and copies between JS buffers
+// and tensors.
 #include <c10/util/Exception.h>
 #include <torch/csrc/autograd/function.h>
 
@@ -10,18 +10,44 @@
 namespace mfr {
 
 namespace {
-// Marks objects made by TensorWrap so Unwrap can refuse anything else without a slow
-// instanceof check.
-const napi_type_tag kTensorTag = {0x6d66722d74656e73ULL, 0x6f722d7461673031ULL};
 
-// The tensor handed from Wrap() to the constructor: creating the JS object through the
-// constructor with no arguments is cheaper than boxing the tensor in an External.
-thread_local at::Tensor* pendingTensor = nullptr;
+// Handle = generation * 2^26 + slot: below 2^53, so exact as a JS number; generation starts at 1
+// so small integers are never valid handles.
+constexpr double kSlotSpan = 67108864.0;  // 2^26
+constexpr uint32_t kMaxGeneration = (1u << 26) - 1;
 
 int64_t BytesOf(const at::Tensor& t) {
   if (!t.defined() || !t.has_storage()) return 0;
   return static_cast<int64_t>(t.storage().nbytes());
 }
+
+AddonData* Data(Napi::Env env) { return env.GetInstanceData<AddonData>(); }
+
+Slot* Lookup(Napi::Env env, Napi::Value v) {
+  if (!v.IsNumber()) return nullptr;
+  double h = v.As<Napi::Number>().DoubleValue();
+  if (!(h >= kSlotSpan) || h != static_cast<double>(static_cast<uint64_t>(h))) return nullptr;
+  uint64_t n = static_cast<uint64_t>(h);
+  uint64_t slot = n % static_cast<uint64_t>(kSlotSpan);
+  uint64_t gen = n / static_cast<uint64_t>(kSlotSpan);
+  AddonData* d = Data(env);
+  if (slot >= d->slots.size()) return nullptr;
+  Slot& s = d->slots[slot];
+  if (s.generation != gen) return nullptr;
+  return &s;
+}
+
+void Free(Napi::Env env, Slot& s, uint32_t index) {
+  if (!s.live) return;
+  if (s.bytes > 0) Napi::MemoryManagement::AdjustExternalMemory(env, -s.bytes);
+  s.tensor = at::Tensor();
+  s.bytes = 0;
+  s.live = false;
+  // Retire the slot for good once its generations are used up rather than risk reuse.
+  if (s.generation < kMaxGeneration) Data(env)->freeSlots.push_back(index);
+  Data(env)->liveCount--;
+}
+
 }  // namespace
 
 void ThrowJs(Napi::Env env, const std::string& where, const std::exception& e) {
@@ -31,142 +57,97 @@ void ThrowJs(Napi::Env env, const std::string& where, const std::exception& e) {
   } else {
     msg = e.what();
   }
-  // libtorch messages can end in a newline or carry a trailing exception-raised-from note.
   while (!msg.empty() && (msg.back() == '\n' || msg.back() == ' ')) msg.pop_back();
   throw Napi::Error::New(env, where + ": " + msg);
 }
 
-Napi::Function TensorWrap::Init(Napi::Env env) {
-  return DefineClass(
-      env, "NativeTensor",
-      {
-          InstanceMethod<&TensorWrap::Dispose>("dispose"),
-          InstanceMethod<&TensorWrap::IsDisposed>("isDisposed"),
-          InstanceMethod<&TensorWrap::Shape>("shape"),
-          InstanceMethod<&TensorWrap::Strides>("strides"),
-          InstanceMethod<&TensorWrap::Dim>("dim"),
-          InstanceMethod<&TensorWrap::Numel>("numel"),
-          InstanceMethod<&TensorWrap::Dtype>("dtype"),
-          InstanceMethod<&TensorWrap::Device>("device"),
-          InstanceMethod<&TensorWrap::IsContiguous>("isContiguous"),
-          InstanceMethod<&TensorWrap::Item>("item"),
-          InstanceMethod<&TensorWrap::ToBuffer>("toBuffer"),
-          InstanceMethod<&TensorWrap::CopyInto>("copyInto"),
-          InstanceMethod<&TensorWrap::GetRequiresGrad>("requiresGrad"),
-          InstanceMethod<&TensorWrap::SetRequiresGrad>("setRequiresGrad"),
-          InstanceMethod<&TensorWrap::GetGrad>("grad"),
-          InstanceMethod<&TensorWrap::SetGrad>("setGrad"),
-          InstanceMethod<&TensorWrap::IsLeaf>("isLeaf"),
-          InstanceMethod<&TensorWrap::GradFn>("gradFn"),
-          InstanceMethod<&TensorWrap::RetainGrad>("retainGrad"),
-          InstanceMethod<&TensorWrap::SameStorage>("sameStorage"),
-          InstanceMethod<&TensorWrap::DataPtr>("dataPtr"),
-          InstanceMethod<&TensorWrap::Version>("version"),
-      });
-}
-
-TensorWrap::TensorWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<TensorWrap>(info) {
-  info.This().As<Napi::Object>().TypeTag(&kTensorTag);
-  if (pendingTensor != nullptr) {
-    tensor_ = std::move(*pendingTensor);
-    pendingTensor = nullptr;
-    externalBytes_ = BytesOf(tensor_);
-    if (externalBytes_ > 0) Napi::MemoryManagement::AdjustExternalMemory(info.Env(), externalBytes_);
+Napi::Value PutTensor(Napi::Env env, at::Tensor t) {
+  AddonData* d = Data(env);
+  uint32_t index;
+  if (!d->freeSlots.empty()) {
+    index = d->freeSlots.back();
+    d->freeSlots.pop_back();
   } else {
-    // Constructed from JS directly: an empty handle that behaves as disposed.
-    disposed_ = true;
+    if (d->slots.size() >= static_cast<size_t>(kSlotSpan)) {
+      throw Napi::Error::New(env, "too many live tensors (dispose some)");
+    }
+    index = static_cast<uint32_t>(d->slots.size());
+    d->slots.emplace_back();
   }
+  Slot& s = d->slots[index];
+  s.generation++;
+  s.tensor = std::move(t);
+  s.bytes = BytesOf(s.tensor);
+  s.live = true;
+  d->liveCount++;
+  if (s.bytes > 0) Napi::MemoryManagement::AdjustExternalMemory(env, s.bytes);
+  return Napi::Number::New(env, static_cast<double>(s.generation) * kSlotSpan + index);
 }
 
-TensorWrap::~TensorWrap() { Release(Env()); }
 
-void TensorWrap::Release(Napi::Env env) {
-  if (externalBytes_ > 0) {
-    Napi::MemoryManagement::AdjustExternalMemory(env, -externalBytes_);
-    externalBytes_ = 0;
-  }
-  tensor_ = at::Tensor();
-  disposed_ = true;
-}
-
-Napi::Object TensorWrap::Wrap(Napi::Env env, at::Tensor t) {
-  auto* data = env.GetInstanceData<AddonData>();
-  pendingTensor = &t;
-  Napi::Object obj = data->tensorCtor.New({});
-  pendingTensor = nullptr;
-  return obj;
-}
-
-bool TensorWrap::IsTensor(Napi::Env env, Napi::Value v) {
-  return v.IsObject() && v.As<Napi::Object>().CheckTypeTag(&kTensorTag);
-}
-
-const at::Tensor& TensorWrap::From(Napi::Env env, Napi::Value v, const char* what) {
-  if (!IsTensor(env, v)) {
+const at::Tensor& GetTensor(Napi::Env env, Napi::Value v, const char* what) {
+  Slot* s = Lookup(env, v);
+  if (s == nullptr) {
+    // A handle whose slot has since been reused is a disposed tensor, not a type error.
+    if (v.IsNumber()) {
+      double h = v.As<Napi::Number>().DoubleValue();
+      uint64_t n = h >= kSlotSpan ? static_cast<uint64_t>(h) : 0;
+      uint64_t slot = n % static_cast<uint64_t>(kSlotSpan);
+      AddonData* d = Data(env);
+      if (n > 0 && slot < d->slots.size() && n / static_cast<uint64_t>(kSlotSpan) < d->slots[slot].generation) {
+        throw Napi::Error::New(env, std::string(what) + ": tensor was disposed");
+      }
+    }
     throw Napi::TypeError::New(env, std::string(what) + ": expected a Tensor");
   }
-  TensorWrap* w = ObjectWrap<TensorWrap>::Unwrap(v.As<Napi::Object>());
-  if (w->disposed_) {
-    throw Napi::Error::New(env, std::string(what) + ": tensor was disposed");
-  }
-  return w->tensor_;
+  if (!s->live) throw Napi::Error::New(env, std::string(what) + ": tensor was disposed");
+  return s->tensor;
 }
 
-const at::Tensor& TensorWrap::Get(Napi::Env env) const {
-  if (disposed_) throw Napi::Error::New(env, "tensor was disposed");
-  return tensor_;
+namespace {
+
+#define TENSOR_FN(name) Napi::Value name(const Napi::CallbackInfo& info)
+
+TENSOR_FN(Dispose) {
+  Napi::Env env = info.Env();
+  Slot* s = Lookup(env, info[0]);
+  if (s != nullptr) Free(env, *s, static_cast<uint32_t>(s - Data(env)->slots.data()));
+  return env.Undefined();
 }
 
-Napi::Value TensorWrap::Dispose(const Napi::CallbackInfo& info) {
-  Release(info.Env());
-  return info.Env().Undefined();
+TENSOR_FN(IsLive) {
+  Slot* s = Lookup(info.Env(), info[0]);
+  return Napi::Boolean::New(info.Env(), s != nullptr && s->live);
 }
 
-Napi::Value TensorWrap::IsDisposed(const Napi::CallbackInfo& info) {
-  return Napi::Boolean::New(info.Env(), disposed_);
-}
+TENSOR_FN(LiveCount) { return Napi::Number::New(info.Env(), static_cast<double>(Data(info.Env())->liveCount)); }
 
-static Napi::Array IntArray(Napi::Env env, c10::IntArrayRef v) {
+Napi::Array IntArray(Napi::Env env, c10::IntArrayRef v) {
   Napi::Array a = Napi::Array::New(env, v.size());
-  for (size_t i = 0; i < v.size(); ++i) a.Set(static_cast<uint32_t>(i), Napi::Number::New(env, v[i]));
+  for (size_t i = 0; i < v.size(); ++i) a.Set(static_cast<uint32_t>(i), Napi::Number::New(env, static_cast<double>(v[i])));
   return a;
 }
 
-Napi::Value TensorWrap::Shape(const Napi::CallbackInfo& info) {
-  return IntArray(info.Env(), Get(info.Env()).sizes());
+TENSOR_FN(Shape) { return IntArray(info.Env(), GetTensor(info.Env(), info[0], "shape").sizes()); }
+TENSOR_FN(Strides) { return IntArray(info.Env(), GetTensor(info.Env(), info[0], "strides").strides()); }
+TENSOR_FN(Dim) { return Napi::Number::New(info.Env(), GetTensor(info.Env(), info[0], "dim").dim()); }
+TENSOR_FN(Numel) {
+  return Napi::Number::New(info.Env(), static_cast<double>(GetTensor(info.Env(), info[0], "numel").numel()));
+}
+TENSOR_FN(Dtype) {
+  return Napi::Number::New(info.Env(), static_cast<int>(GetTensor(info.Env(), info[0], "dtype").scalar_type()));
+}
+TENSOR_FN(Device) { return Napi::String::New(info.Env(), GetTensor(info.Env(), info[0], "device").device().str()); }
+TENSOR_FN(IsContiguous) {
+  return Napi::Boolean::New(info.Env(), GetTensor(info.Env(), info[0], "isContiguous").is_contiguous());
 }
 
-Napi::Value TensorWrap::Strides(const Napi::CallbackInfo& info) {
-  return IntArray(info.Env(), Get(info.Env()).strides());
-}
-
-Napi::Value TensorWrap::Dim(const Napi::CallbackInfo& info) {
-  return Napi::Number::New(info.Env(), Get(info.Env()).dim());
-}
-
-Napi::Value TensorWrap::Numel(const Napi::CallbackInfo& info) {
-  return Napi::Number::New(info.Env(), static_cast<double>(Get(info.Env()).numel()));
-}
-
-Napi::Value TensorWrap::Dtype(const Napi::CallbackInfo& info) {
-  return Napi::Number::New(info.Env(), static_cast<int>(Get(info.Env()).scalar_type()));
-}
-
-Napi::Value TensorWrap::Device(const Napi::CallbackInfo& info) {
-  return Napi::String::New(info.Env(), Get(info.Env()).device().str());
-}
-
-Napi::Value TensorWrap::IsContiguous(const Napi::CallbackInfo& info) {
-  return Napi::Boolean::New(info.Env(), Get(info.Env()).is_contiguous());
-}
-
-Napi::Value TensorWrap::Item(const Napi::CallbackInfo& info) {
+TENSOR_FN(Item) {
   Napi::Env env = info.Env();
   MFR_GUARD_BEGIN
-  const at::Tensor& t = Get(env);
+  const at::Tensor& t = GetTensor(env, info[0], "item");
   if (t.numel() != 1) {
-    throw Napi::Error::New(env, "item: tensor has " + std::to_string(t.numel()) +
-                                    " elements, item() needs exactly one");
+    throw Napi::Error::New(env, "item: tensor has " + std::to_string(t.numel()) + " elements, item() needs exactly one");
   }
   at::Scalar s = t.item();
   if (s.isBoolean()) return Napi::Boolean::New(env, s.toBool());
@@ -175,11 +156,11 @@ Napi::Value TensorWrap::Item(const Napi::CallbackInfo& info) {
   MFR_GUARD_END(env, "item")
 }
 
-Napi::Value TensorWrap::ToBuffer(const Napi::CallbackInfo& info) {
+TENSOR_FN(ToBuffer) {
   Napi::Env env = info.Env();
   MFR_GUARD_BEGIN
   at::NoGradGuard noGrad;
-  at::Tensor t = Get(env).detach().to(at::kCPU).contiguous();
+  at::Tensor t = GetTensor(env, info[0], "toBuffer").detach().to(at::kCPU).contiguous();
   size_t n = t.nbytes();
   Napi::ArrayBuffer buf = Napi::ArrayBuffer::New(env, n);
   if (n > 0) std::memcpy(buf.Data(), t.data_ptr(), n);
@@ -187,123 +168,101 @@ Napi::Value TensorWrap::ToBuffer(const Napi::CallbackInfo& info) {
   MFR_GUARD_END(env, "toBuffer")
 }
 
-// Copies the tensor's elements into a caller-owned typed array or ArrayBuffer of the exact
-// byte size (used to fill preallocated batch buffers without a temporary).
-Napi::Value TensorWrap::CopyInto(const Napi::CallbackInfo& info) {
+// copyInto(handle, dst): fills a caller-owned typed array or ArrayBuffer of the exact size.
+TENSOR_FN(CopyInto) {
   Napi::Env env = info.Env();
   MFR_GUARD_BEGIN
   at::NoGradGuard noGrad;
-  at::Tensor t = Get(env).detach().to(at::kCPU).contiguous();
+  at::Tensor t = GetTensor(env, info[0], "copyInto").detach().to(at::kCPU).contiguous();
   uint8_t* dst = nullptr;
   size_t len = 0;
-  if (info[0].IsTypedArray()) {
-    auto ta = info[0].As<Napi::TypedArray>();
+  if (info[1].IsTypedArray()) {
+    auto ta = info[1].As<Napi::TypedArray>();
     dst = static_cast<uint8_t*>(ta.ArrayBuffer().Data()) + ta.ByteOffset();
     len = ta.ByteLength();
-  } else if (info[0].IsArrayBuffer()) {
-    auto ab = info[0].As<Napi::ArrayBuffer>();
+  } else if (info[1].IsArrayBuffer()) {
+    auto ab = info[1].As<Napi::ArrayBuffer>();
     dst = static_cast<uint8_t*>(ab.Data());
     len = ab.ByteLength();
   } else {
     throw Napi::TypeError::New(env, "copyInto: expected a TypedArray or ArrayBuffer");
   }
   if (len != t.nbytes()) {
-    throw Napi::RangeError::New(env, "copyInto: destination has " + std::to_string(len) +
-                                         " bytes, tensor has " + std::to_string(t.nbytes()));
+    throw Napi::RangeError::New(env, "copyInto: destination has " + std::to_string(len) + " bytes, tensor has " +
+                                         std::to_string(t.nbytes()));
   }
   if (len > 0) std::memcpy(dst, t.data_ptr(), len);
   return env.Undefined();
   MFR_GUARD_END(env, "copyInto")
 }
 
-Napi::Value TensorWrap::GetRequiresGrad(const Napi::CallbackInfo& info) {
-  return Napi::Boolean::New(info.Env(), Get(info.Env()).requires_grad());
+TENSOR_FN(RequiresGrad) {
+  return Napi::Boolean::New(info.Env(), GetTensor(info.Env(), info[0], "requiresGrad").requires_grad());
 }
 
-Napi::Value TensorWrap::SetRequiresGrad(const Napi::CallbackInfo& info) {
+TENSOR_FN(SetRequiresGrad) {
   Napi::Env env = info.Env();
   MFR_GUARD_BEGIN
-  // set_requires_grad is a method on the const handle; the TensorImpl is shared.
-  const_cast<at::Tensor&>(Get(env)).set_requires_grad(info[0].ToBoolean().Value());
+  const_cast<at::Tensor&>(GetTensor(env, info[0], "requiresGrad_")).set_requires_grad(info[1].ToBoolean().Value());
   return env.Undefined();
   MFR_GUARD_END(env, "requiresGrad_")
 }
 
-Napi::Value TensorWrap::GetGrad(const Napi::CallbackInfo& info) {
+TENSOR_FN(Grad) {
   Napi::Env env = info.Env();
   MFR_GUARD_BEGIN
-  const at::Tensor& g = Get(env).grad();
+  const at::Tensor& g = GetTensor(env, info[0], "grad").grad();
   if (!g.defined()) return env.Undefined();
-  return Wrap(env, g);
+  return PutTensor(env, g);
   MFR_GUARD_END(env, "grad")
 }
 
-Napi::Value TensorWrap::SetGrad(const Napi::CallbackInfo& info) {
+TENSOR_FN(SetGrad) {
   Napi::Env env = info.Env();
   MFR_GUARD_BEGIN
-  at::Tensor& t = const_cast<at::Tensor&>(Get(env));
-  if (info[0].IsUndefined() || info[0].IsNull()) {
+  at::Tensor& t = const_cast<at::Tensor&>(GetTensor(env, info[0], "setGrad"));
+  if (info[1].IsUndefined() || info[1].IsNull()) {
     t.mutable_grad() = at::Tensor();
   } else {
-    const at::Tensor& g = From(env, info[0], "setGrad");
-    if (!g.sizes().equals(t.sizes())) {
-      throw Napi::Error::New(env, "setGrad: gradient shape differs from the tensor's");
-    }
+    const at::Tensor& g = GetTensor(env, info[1], "setGrad");
+    if (!g.sizes().equals(t.sizes())) throw Napi::Error::New(env, "setGrad: gradient shape differs from the tensor's");
     t.mutable_grad() = g;
   }
   return env.Undefined();
   MFR_GUARD_END(env, "setGrad")
 }
 
-Napi::Value TensorWrap::IsLeaf(const Napi::CallbackInfo& info) {
-  return Napi::Boolean::New(info.Env(), Get(info.Env()).is_leaf());
-}
+TENSOR_FN(IsLeaf) { return Napi::Boolean::New(info.Env(), GetTensor(info.Env(), info[0], "isLeaf").is_leaf()); }
 
-Napi::Value TensorWrap::GradFn(const Napi::CallbackInfo& info) {
+TENSOR_FN(GradFn) {
   Napi::Env env = info.Env();
-  const auto& fn = Get(env).grad_fn();
+  const auto& fn = GetTensor(env, info[0], "gradFn").grad_fn();
   if (!fn) return env.Undefined();
   return Napi::String::New(env, fn->name());
 }
 
-Napi::Value TensorWrap::RetainGrad(const Napi::CallbackInfo& info) {
+TENSOR_FN(RetainGrad) {
   Napi::Env env = info.Env();
   MFR_GUARD_BEGIN
-  Get(env).retain_grad();
+  GetTensor(env, info[0], "retainGrad").retain_grad();
   return env.Undefined();
   MFR_GUARD_END(env, "retainGrad")
 }
 
-Napi::Value TensorWrap::SameStorage(const Napi::CallbackInfo& info) {
+TENSOR_FN(SameStorage) {
   Napi::Env env = info.Env();
-  const at::Tensor& a = Get(env);
-  const at::Tensor& b = From(env, info[0], "sameStorage");
+  const at::Tensor& a = GetTensor(env, info[0], "sameStorage");
+  const at::Tensor& b = GetTensor(env, info[1], "sameStorage");
   return Napi::Boolean::New(env, a.has_storage() && b.has_storage() && a.storage().is_alias_of(b.storage()));
 }
 
-Napi::Value TensorWrap::DataPtr(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  return Napi::BigInt::New(env, static_cast<uint64_t>(reinterpret_cast<uintptr_t>(Get(env).data_ptr())));
+TENSOR_FN(Version) {
+  return Napi::Number::New(info.Env(), static_cast<double>(GetTensor(info.Env(), info[0], "version")._version()));
 }
-
-Napi::Value TensorWrap::Version(const Napi::CallbackInfo& info) {
-  return Napi::Number::New(info.Env(), static_cast<double>(Get(info.Env())._version()));
-}
-
-at::ScalarType ScalarTypeFromInt(Napi::Env env, Napi::Value v) {
-  if (!v.IsNumber()) throw Napi::TypeError::New(env, "dtype: expected a dtype code");
-  int code = v.As<Napi::Number>().Int32Value();
-  if (code < 0 || code >= static_cast<int>(at::ScalarType::NumOptions)) {
-    throw Napi::RangeError::New(env, "dtype: unknown dtype code " + std::to_string(code));
-  }
-  return static_cast<at::ScalarType>(code);
-}
-
-c10::Device ParseDevice(const std::string& s) { return c10::Device(s); }
 
 // fromBuffer(data: TypedArray | ArrayBuffer, dtype: number, shape: number[], device?: string)
 // Copies: JS memory may move or be freed by the GC, libtorch's may outlive it.
-static Napi::Value FromBuffer(const Napi::CallbackInfo& info) {
+TENSOR_FN(FromBuffer) {
   Napi::Env env = info.Env();
   MFR_GUARD_BEGIN
   const uint8_t* src = nullptr;
@@ -316,10 +275,6 @@ static Napi::Value FromBuffer(const Napi::CallbackInfo& info) {
     auto ab = info[0].As<Napi::ArrayBuffer>();
     src = static_cast<const uint8_t*>(ab.Data());
     len = ab.ByteLength();
-  } else if (info[0].IsBuffer()) {
-    auto b = info[0].As<Napi::Buffer<uint8_t>>();
-    src = b.Data();
-    len = b.ByteLength();
   } else {
     throw Napi::TypeError::New(env, "fromBuffer: expected a TypedArray, Buffer or ArrayBuffer");
   }
@@ -343,16 +298,39 @@ static Napi::Value FromBuffer(const Napi::CallbackInfo& info) {
     c10::Device dev = ParseDevice(info[3].As<Napi::String>().Utf8Value());
     if (!dev.is_cpu()) t = t.to(dev);
   }
-  return TensorWrap::Wrap(env, std::move(t));
+  return PutTensor(env, std::move(t));
   MFR_GUARD_END(env, "fromBuffer")
 }
 
+}  // namespace
+
+at::ScalarType ScalarTypeFromInt(Napi::Env env, Napi::Value v) {
+  if (!v.IsNumber()) throw Napi::TypeError::New(env, "dtype: expected a dtype code");
+  int code = v.As<Napi::Number>().Int32Value();
+  if (code < 0 || code >= static_cast<int>(at::ScalarType::NumOptions)) {
+    throw Napi::RangeError::New(env, "dtype: unknown dtype code " + std::to_string(code));
+  }
+  return static_cast<at::ScalarType>(code);
+}
+
+c10::Device ParseDevice(const std::string& s) { return c10::Device(s); }
+
 void InitTensor(Napi::Env env, Napi::Object exports) {
-  auto* data = env.GetInstanceData<AddonData>();
-  Napi::Function ctor = TensorWrap::Init(env);
-  data->tensorCtor = Napi::Persistent(ctor);
-  exports.Set("NativeTensor", ctor);
-  exports.Set("fromBuffer", Napi::Function::New(env, FromBuffer, "fromBuffer"));
+  const std::pair<const char*, Napi::Value (*)(const Napi::CallbackInfo&)> fns[] = {
+      {"dispose", Dispose},           {"isLive", IsLive},
+      {"liveCount", LiveCount},       {"shape", Shape},
+      {"strides", Strides},           {"dim", Dim},
+      {"numel", Numel},               {"dtype", Dtype},
+      {"device", Device},             {"isContiguous", IsContiguous},
+      {"item", Item},                 {"toBuffer", ToBuffer},
+      {"copyInto", CopyInto},         {"requiresGrad", RequiresGrad},
+      {"setRequiresGrad", SetRequiresGrad}, {"gradOf", Grad},
+      {"setGrad", SetGrad},           {"isLeaf", IsLeaf},
+      {"gradFn", GradFn},             {"retainGrad", RetainGrad},
+      {"sameStorage", SameStorage},   {"version", Version},
+      {"fromBuffer", FromBuffer},
+  };
+  for (const auto& [name, fn] : fns) exports.Set(name, Napi::Function::New(env, fn, name));
 }
 
 }  // namespace mfr

@@ -4,35 +4,14 @@ import { existsSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import path from "node:path";
 
-/** A libtorch tensor held by the addon. Every method throws a JS Error once disposed. */
-export interface NativeTensor {
-  dispose(): void;
-  isDisposed(): boolean;
-  shape(): number[];
-  strides(): number[];
-  dim(): number;
-  numel(): number;
-  dtype(): number;
-  device(): string;
-  isContiguous(): boolean;
-  item(): number | boolean;
-  toBuffer(): ArrayBuffer;
-  copyInto(dst: ArrayBufferView | ArrayBuffer): void;
-  requiresGrad(): boolean;
-  setRequiresGrad(on: boolean): void;
-  grad(): NativeTensor | undefined;
-  setGrad(g: NativeTensor | undefined): void;
-  isLeaf(): boolean;
-  gradFn(): string | undefined;
-  retainGrad(): void;
-  sameStorage(other: NativeTensor): boolean;
-  dataPtr(): bigint;
-  version(): number;
-}
+/**
+ * A live libtorch tensor as the addon addresses it: a numeric handle (slot and generation), so
+ * that a disposed or forged handle is an error rather than another tensor.
+ */
+export type NativeTensor = number;
 
 /** What an op argument can be on the JS side; the addon checks it against the op's schema. */
 export type NativeArg =
-  | NativeTensor
   | number
   | boolean
   | bigint
@@ -43,10 +22,31 @@ export type NativeArg =
   | readonly (NativeTensor | null | undefined)[];
 
 /** What an op returns: a tensor, several (tuple), a list, or a plain value. */
-export type NativeResult = NativeTensor | number | boolean | string | undefined | NativeResult[];
+export type NativeResult = NativeTensor | boolean | string | undefined | NativeResult[];
 
 export interface NativeModule {
-  NativeTensor: new () => NativeTensor;
+  dispose(t: NativeTensor): void;
+  isLive(t: NativeTensor): boolean;
+  liveCount(): number;
+  shape(t: NativeTensor): number[];
+  strides(t: NativeTensor): number[];
+  dim(t: NativeTensor): number;
+  numel(t: NativeTensor): number;
+  dtype(t: NativeTensor): number;
+  device(t: NativeTensor): string;
+  isContiguous(t: NativeTensor): boolean;
+  item(t: NativeTensor): number | boolean;
+  toBuffer(t: NativeTensor): ArrayBuffer;
+  copyInto(t: NativeTensor, dst: ArrayBufferView | ArrayBuffer): void;
+  requiresGrad(t: NativeTensor): boolean;
+  setRequiresGrad(t: NativeTensor, on: boolean): void;
+  gradOf(t: NativeTensor): NativeTensor | undefined;
+  setGrad(t: NativeTensor, g: NativeTensor | undefined): void;
+  isLeaf(t: NativeTensor): boolean;
+  gradFn(t: NativeTensor): string | undefined;
+  retainGrad(t: NativeTensor): void;
+  sameStorage(a: NativeTensor, b: NativeTensor): boolean;
+  version(t: NativeTensor): number;
   fromBuffer(
     data: ArrayBufferView | ArrayBuffer,
     dtype: number,

@@ -35,6 +35,10 @@ function unbox(a: Tensor | NativeArg | readonly (Tensor | null)[]): NativeArg {
   return a as NativeArg;
 }
 
+// The GC safety net: a tensor dropped without dispose() is freed when its JS object is collected.
+// Disposed tensors unregister, so a disposing loop leaves nothing here for the GC to do.
+const finalizer = new FinalizationRegistry<NativeTensor>((h) => native.dispose(h));
+
 export class Tensor {
   /** The addon's handle. */
   readonly native: NativeTensor;
@@ -43,19 +47,25 @@ export class Tensor {
 
   constructor(handle: NativeTensor) {
     this.native = handle;
+    finalizer.register(this, handle, this);
     track(this);
+  }
+
+  private release(): void {
+    native.dispose(this.native);
+    finalizer.unregister(this);
   }
 
   // ---- lifetime -----------------------------------------------------------------------------
   /** Frees the tensor's memory now (its storage, once no view or graph holds it). */
   dispose(): void {
-    this.native.dispose();
+    this.release();
   }
   [Symbol.dispose](): void {
-    this.native.dispose();
+    this.release();
   }
   get disposed(): boolean {
-    return this.native.isDisposed();
+    return !native.isLive(this.native);
   }
   /** Exempts this tensor from every scope's cleanup (parameters, optimizer state). */
   keep(): this {
@@ -68,19 +78,19 @@ export class Tensor {
 
   // ---- metadata -----------------------------------------------------------------------------
   get shape(): readonly number[] {
-    return (this.#shape ??= this.native.shape());
+    return (this.#shape ??= native.shape(this.native));
   }
   get dtype(): DType {
-    return dtypeName(this.native.dtype());
+    return dtypeName(native.dtype(this.native));
   }
   get device(): Device {
-    return this.native.device();
+    return native.device(this.native);
   }
   get ndim(): number {
-    return this.native.dim();
+    return native.dim(this.native);
   }
   get numel(): number {
-    return this.native.numel();
+    return native.numel(this.native);
   }
   size(dim: number): number {
     const s = this.shape;
@@ -90,58 +100,62 @@ export class Tensor {
     return n;
   }
   get strides(): number[] {
-    return this.native.strides();
+    return native.strides(this.native);
   }
   isContiguous(): boolean {
-    return this.native.isContiguous();
+    return native.isContiguous(this.native);
   }
 
   // ---- data ---------------------------------------------------------------------------------
   /** The single element as a number (or boolean). */
   item(): number {
-    return Number(this.native.item());
+    return Number(native.item(this.native));
   }
   /** A copy of the elements in row-major order, in the typed array of the dtype. */
   data(): AnyTypedArray {
-    return viewBytes(this.native.toBuffer(), this.dtype);
+    return viewBytes(native.toBuffer(this.native), this.dtype);
   }
   /** Elements as plain numbers (int64 converted with Number()). */
   toArray(): number[] {
     const d = this.data();
     return Array.from(d as ArrayLike<number | bigint>, (v) => Number(v));
   }
+  /** The raw bytes of the elements (row-major, little-endian), as a new ArrayBuffer. */
+  bytes(): ArrayBuffer {
+    return native.toBuffer(this.native);
+  }
   /** Copies the elements into a caller-owned buffer of exactly the tensor's byte size. */
   copyInto(dst: ArrayBufferView | ArrayBuffer): void {
-    this.native.copyInto(dst);
+    native.copyInto(this.native, dst);
   }
 
   // ---- autograd -----------------------------------------------------------------------------
   get requiresGrad(): boolean {
-    return this.native.requiresGrad();
+    return native.requiresGrad(this.native);
   }
   set requiresGrad(on: boolean) {
-    this.native.setRequiresGrad(on);
+    native.setRequiresGrad(this.native, on);
   }
   requiresGrad_(on = true): this {
-    this.native.setRequiresGrad(on);
+    native.setRequiresGrad(this.native, on);
     return this;
   }
   /** The accumulated gradient (a new handle on it each call), or undefined. */
   get grad(): Tensor | undefined {
-    const g = this.native.grad();
+    const g = native.gradOf(this.native);
     return g === undefined ? undefined : new Tensor(g);
   }
   set grad(g: Tensor | undefined) {
-    this.native.setGrad(g?.native);
+    native.setGrad(this.native, g?.native);
   }
   get isLeaf(): boolean {
-    return this.native.isLeaf();
+    return native.isLeaf(this.native);
   }
   get gradFn(): string | undefined {
-    return this.native.gradFn();
+    return native.gradFn(this.native);
   }
   retainGrad(): this {
-    this.native.retainGrad();
+    native.retainGrad(this.native);
     return this;
   }
   backward(grad?: Tensor, opts: { retainGraph?: boolean; createGraph?: boolean } = {}): void {
@@ -159,7 +173,7 @@ export class Tensor {
   to(target: DType | Device, opts: { copy?: boolean } = {}): Tensor {
     if (isDType(target))
       return wrap(native.call(O.toDtype, this.native, dtypeCode(target), false, !!opts.copy));
-    return wrap(native.call(O.toDevice, this.native, target, this.native.dtype(), false, !!opts.copy));
+    return wrap(native.call(O.toDevice, this.native, target, native.dtype(this.native), false, !!opts.copy));
   }
   float(): Tensor {
     return this.to("f32");

@@ -53,7 +53,7 @@ export function saveNpy(file: string, t: Tensor): void {
   head[7] = 0;
   if (v1) head.writeUInt16LE(dict.length, 8);
   else head.writeUInt32LE(dict.length, 8);
-  const data = new Uint8Array(t.native.toBuffer());
+  const data = new Uint8Array(t.bytes());
   writeAtomic(file, (fd) => {
     writeAll(fd, head);
     writeAll(fd, Buffer.from(dict, "latin1"));

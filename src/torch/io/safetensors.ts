@@ -49,7 +49,7 @@ export function saveSafetensors(
   const tensorEntries: Record<string, unknown> = {};
   for (const [name, t] of list) {
     if (name === "__metadata__") throw new Error(`${file}: '__metadata__' cannot be a tensor name`);
-    const bytes = new Uint8Array(t.native.toBuffer());
+    const bytes = new Uint8Array(t.bytes());
     datas.push(bytes);
     hash.update(bytes);
     tensorEntries[name] = {
