@@ -6,7 +6,16 @@
 //   image records          IRHeader(flag 0, label = identity, id = key, id2 = 0) + JPEG bytes
 //   property               "identities,height,width"
 // Packs without record 0's header (newer InsightFace tools) have image records from key 0.
-import { closeSync, existsSync, fsyncSync, openSync, readFileSync, renameSync, writeSync } from "node:fs";
+import {
+  closeSync,
+  existsSync,
+  mkdirSync,
+  fsyncSync,
+  openSync,
+  readFileSync,
+  renameSync,
+  writeSync,
+} from "node:fs";
 import path from "node:path";
 
 import type { Dataset, SampleLocator } from "./dataset.ts";
@@ -143,6 +152,7 @@ export async function writeRecDataset(
   opts: { imageSize?: [number, number]; onImage?: (n: number) => void } = {},
 ): Promise<{ images: number; identities: number }> {
   const { rec, idx, property } = recPaths(dir);
+  mkdirSync(dir, { recursive: true });
   // Record 0 must come first but holds counts known only at the end: write a same-sized
   // placeholder and overwrite it before the files are renamed into place.
   const w = new RecordIOWriter(rec, idx);

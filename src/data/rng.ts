@@ -65,3 +65,10 @@ export class Rng {
     return a;
   }
 }
+
+/** FNV-1a of a string's UTF-16 code units (stable seeds from file names). */
+export function hashString(s: string): number {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < s.length; i++) h = Math.imul(h ^ s.charCodeAt(i), 0x01000193);
+  return h >>> 0;
+}

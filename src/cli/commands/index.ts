@@ -1,11 +1,19 @@
 // Every subcommand registers itself here; one line each.
 import type { Command } from "commander";
+import { registerData } from "./data.ts";
 import { registerDemo } from "./demo.ts";
 import { registerEval } from "./eval.ts";
+import { registerMask } from "./mask.ts";
 import { registerModels } from "./models.ts";
+import { registerPack } from "./pack.ts";
+import { registerSynth } from "./synth.ts";
 
 export function registerAll(program: Command): void {
+  registerData(program);
   registerDemo(program);
   registerEval(program);
+  registerMask(program);
   registerModels(program);
+  registerPack(program);
+  registerSynth(program);
 }

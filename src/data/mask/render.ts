@@ -6,7 +6,7 @@
 //   a similarity transform, is composited by sharp.
 import sharp from "sharp";
 import { Rng, hash32 } from "../rng.ts";
-import { MASK_KINDS, type MaskParams, type RGB, maskSvg, sampleMaskParams } from "./shapes.ts";
+import { MASK_KINDS, type MaskKind, type MaskParams, type RGB, maskSvg, sampleMaskParams } from "./shapes.ts";
 import { ARCFACE_TEMPLATE, type Landmarks5, similarityTransform } from "./template.ts";
 
 export interface MaskTile {
@@ -112,13 +112,13 @@ export function blendTile(rgb: Uint8Array, size: number, t: MaskTile, colour: RG
  */
 export async function maskImage(
   input: Buffer,
-  opts: { seed: number; landmarks?: Landmarks5; params?: MaskParams },
+  opts: { seed: number; landmarks?: Landmarks5; params?: MaskParams; kind?: MaskKind },
 ): Promise<{ image: Buffer; params: MaskParams }> {
   const meta = await sharp(input).metadata();
   const w = meta.width ?? 0;
   const h = meta.height ?? 0;
   if (!w || !h) throw new Error("image has no size");
-  const params = opts.params ?? sampleMaskParams(new Rng(hash32(opts.seed, 0x6d61)));
+  const params = opts.params ?? sampleMaskParams(new Rng(hash32(opts.seed, 0x6d61)), opts.kind);
   const transform = opts.landmarks
     ? similarityTransform(ARCFACE_TEMPLATE, opts.landmarks)
     : ([w / 112, 0, 0, h / 112, 0, 0] as const);
