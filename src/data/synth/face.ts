@@ -103,13 +103,13 @@ export function sampleIdentity(seed: number, id: number): Identity {
   const moleCount = rng.int(4);
   const beardRoll = rng.next();
   return {
-    faceW: rng.range(33, 41),
-    faceTop: rng.range(4, 12),
+    faceW: rng.range(36, 44),
+    faceTop: rng.range(-6, 6),
     chinY: rng.range(106, 117),
     jaw: rng.range(1.6, 3.2),
     skin,
     hair,
-    hairline: rng.range(16, 30),
+    hairline: rng.range(12, 26),
     hairVolume: bald ? 0 : rng.range(1, 9),
     hairSides: rng.range(40, 75),
     bald,

@@ -108,8 +108,11 @@ export function renderFace(id: Identity, v: Variation, size = 112, noiseSeed = 0
         const vol = id.hairVolume;
         const tt = (cy - w) / (cy - id.faceTop + vol);
         const hw = w > cy ? id.faceW + vol * 0.6 : tt >= 1 ? 0 : (id.faceW + vol) * Math.sqrt(1 - tt * tt);
-        if (hw > 0)
-          mix(id.hair, cover(au - hw) * cover(w - id.hairSides), 0.7 + 0.3 * lit((u - cx) / hw, -0.5, 0.6));
+        if (hw > 0) {
+          const strand = hash3(Math.floor(u * 1.3 + Math.sin(w * 0.18) * 1.2), 7, hairSeed) / 4294967296;
+          const sh = (0.78 + 0.22 * strand) * (0.7 + 0.3 * lit((u - cx) / hw, -0.5, 0.6));
+          mix(id.hair, cover(au - hw) * cover(w - id.hairSides), sh);
+        }
       }
       // The head: an ellipsoid-ish surface, lit.
       const hwid = halfWidth(w);
@@ -148,18 +151,30 @@ export function renderFace(id: Identity, v: Variation, size = 112, noiseSeed = 0
           const hl = len(u - noseX + lx * 1.5, w - noseY + 2.5);
           if (hl < 2.5) mix(WHITE, 0.12 * (1 - hl / 2.5));
         }
-        // Beard / moustache, textured with per-position noise so it moves with the face.
+        // Beard / moustache: soft-edged regions, textured with per-position noise that moves
+        // with the face.
         if (id.beard) {
           const kind = id.beard.kind;
-          const below = w > noseY + 2.5;
-          const moustache = below && w < mY - 1.5 && Math.abs(u - mX) < id.mouthW + 2 - (w - noseY) * 0.2;
-          const chin = w > mY + id.lipThick + 1;
-          const goatee = chin && Math.abs(u - mX) < 9;
-          const full = below && (au > id.faceW * 0.45 || chin || moustache) && w > 62;
-          const inB = kind === "moustache" ? moustache : kind === "goatee" ? goatee || moustache : full;
-          if (inB) {
+          const du = u - mX;
+          const lipTop = mY - id.lipThick;
+          // Between nose and upper lip, narrowing upwards.
+          const must =
+            cover(noseY + 2 - w) *
+            cover(w - lipTop + 0.5) *
+            cover(Math.abs(du) - (id.mouthW + 1.5 - (lipTop - w) * 0.4));
+          let cov = must;
+          if (kind === "goatee") {
+            const gr = len(du / 8, (w - mY - id.lipThick - 6) / 9);
+            cov = Math.max(cov, cover((gr - 1) * 8));
+          } else if (kind === "full" || kind === "stubble") {
+            // Below a line from the sideburns (high at the sides) to under the nose.
+            const top = noseY + 2 - (au / id.faceW) ** 2 * 14;
+            cov = Math.max(cov, cover(top - w) * cover(w - id.chinY + 1));
+          }
+          if (cov > 0) {
             const n = hash3(Math.round(u * 2), Math.round(w * 2), hairSeed) / 4294967296;
-            mix(id.hair, id.beard.density * (0.55 + 0.45 * n) * headCov, shade * 0.8);
+            const grain = kind === "stubble" ? 0.25 + 0.75 * n * n : 0.6 + 0.4 * n;
+            mix(id.hair, id.beard.density * grain * cov * headCov, shade * 0.8);
           }
         }
         // Mouth.
@@ -220,10 +235,12 @@ export function renderFace(id: Identity, v: Variation, size = 112, noiseSeed = 0
         // Hair over the forehead and the sides of the face.
         if (!id.bald) {
           const rel = au / id.faceW;
-          const line = id.hairline + 6 * rel * rel;
+          const line = id.hairline + 6 * rel * rel + 1.5 * Math.sin(u * 0.35 + (hairSeed % 11));
           const side = rel > 0.84 && w < id.hairSides ? cover((0.84 - rel) * id.faceW) : 0;
           const front = cover(w - line);
-          const n = 0.85 + 0.15 * Math.sin(u * 1.7 + (hairSeed % 7)) * Math.sin(w * 0.4);
+          // Strands: streaks along the hair's fall, slightly wavy.
+          const strand = hash3(Math.floor(u * 1.3 + Math.sin(w * 0.18) * 1.2), 7, hairSeed) / 4294967296;
+          const n = 0.78 + 0.22 * strand;
           mix(
             id.hair,
             Math.max(front, side) * headCov,
