@@ -46,9 +46,17 @@ test("identity is learnable but not trivial: same-identity images are closer, ye
         for (let l = 0; l < per; l++) {
           if (i === j && k === l) continue;
           const d = dist(F[i]![k]!, F[j]![l]!);
-          if (i === j) ((intra += d), ni++);
-          else ((inter += d), nx++);
-          if (d < best) ((best = d), (bestId = j));
+          if (i === j) {
+            intra += d;
+            ni++;
+          } else {
+            inter += d;
+            nx++;
+          }
+          if (d < best) {
+            best = d;
+            bestId = j;
+          }
         }
       if (bestId === i) correct++;
     }
