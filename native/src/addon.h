@@ -29,6 +29,9 @@ struct AddonData {
   std::vector<Slot> slots;
   std::vector<uint32_t> freeSlots;
   size_t liveCount = 0;
+  // Bytes allocated or freed but not yet reported to V8: reporting every small tensor costs
+  // more than the op itself, so V8 hears about changes in steps of kReportStep.
+  int64_t unreportedBytes = 0;
 };
 
 // The handle of a new live tensor.

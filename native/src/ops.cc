@@ -49,11 +49,27 @@ struct ArgSpec {
   int32_t fixedLength;  // int[2] and friends: a single number is repeated; 0 when unsized
 };
 
+// Signatures common enough to skip the boxed IValue stack: the typed handle calls the same
+// dispatcher entry (autograd, autocast and all) with C++ arguments directly, which halves the
+// cost of a small op. Everything else takes the boxed path.
+using SigT = at::Tensor(const at::Tensor&);
+using SigTT = at::Tensor(const at::Tensor&, const at::Tensor&);
+using SigTTS = at::Tensor(const at::Tensor&, const at::Tensor&, const at::Scalar&);
+using SigTS = at::Tensor(const at::Tensor&, const at::Scalar&);
+using SigTSS = at::Tensor(const at::Tensor&, const at::Scalar&, const at::Scalar&);
+enum class Fast { None, T, TT, TTS, TS, TSS };
+
 struct OpEntry {
   c10::OperatorHandle op;
   std::string qualified;  // aten::name.overload, for error messages
   std::vector<ArgSpec> args;
   size_t numReturns;
+  Fast fast = Fast::None;
+  c10::optional<c10::TypedOperatorHandle<SigT>> t;
+  c10::optional<c10::TypedOperatorHandle<SigTT>> tt;
+  c10::optional<c10::TypedOperatorHandle<SigTTS>> tts;
+  c10::optional<c10::TypedOperatorHandle<SigTS>> ts;
+  c10::optional<c10::TypedOperatorHandle<SigTSS>> tss;
 };
 
 // Entries never move once published, so calls read them without a lock; only opHandle
@@ -296,20 +312,36 @@ const OpEntry& EntryAt(Napi::Env env, Napi::Value idv) {
   return *opTable[id];
 }
 
-// Builds the argument stack from info[1..]; trailing omitted arguments take their defaults.
-torch::jit::Stack BuildStack(Napi::Env env, const OpEntry& e, const Napi::CallbackInfo& info) {
+// Fills `stack` from info[1..]; trailing omitted arguments take their defaults.
+void FillStack(Napi::Env env, const OpEntry& e, const Napi::CallbackInfo& info, torch::jit::Stack& stack) {
   size_t given = info.Length() - 1;
   if (given > e.args.size()) {
     throw Napi::TypeError::New(env, e.qualified + ": takes " + std::to_string(e.args.size()) +
                                         " arguments, got " + std::to_string(given));
   }
-  torch::jit::Stack stack;
-  stack.reserve(e.args.size() > e.numReturns ? e.args.size() : e.numReturns);
   for (size_t i = 0; i < e.args.size(); ++i) {
     PushArg(env, e, e.args[i], i < given ? info[i + 1] : env.Undefined(), stack);
   }
+}
+
+torch::jit::Stack BuildStack(Napi::Env env, const OpEntry& e, const Napi::CallbackInfo& info) {
+  torch::jit::Stack stack;
+  stack.reserve(e.args.size() > e.numReturns ? e.args.size() : e.numReturns);
+  FillStack(env, e, info, stack);
   return stack;
 }
+
+// Synchronous calls reuse one stack per thread: its capacity survives clear(), so a call does
+// not allocate for its arguments. Cleared on every exit, so no tensor outlives the call.
+struct StackLease {
+  torch::jit::Stack& stack;
+  StackLease() : stack(Get()) {}
+  ~StackLease() { stack.clear(); }
+  static torch::jit::Stack& Get() {
+    thread_local torch::jit::Stack s;
+    return s;
+  }
+};
 
 Napi::Value Results(Napi::Env env, torch::jit::Stack& stack) {
   if (stack.empty()) return env.Undefined();
@@ -317,6 +349,74 @@ Napi::Value Results(Napi::Env env, torch::jit::Stack& stack) {
   Napi::Array out = Napi::Array::New(env, stack.size());
   for (size_t i = 0; i < stack.size(); ++i) out.Set(static_cast<uint32_t>(i), IValueToJs(env, stack[i]));
   return out;
+}
+
+void ChooseFastPath(OpEntry& e) {
+  const auto& schema = e.op.schema();
+  if (schema.is_mutable() || schema.is_vararg() || schema.returns().size() != 1 ||
+      schema.returns()[0].type()->kind() != c10::TypeKind::TensorType) {
+    return;
+  }
+  std::string pattern;
+  for (const auto& a : e.args) {
+    if (a.kind == Kind::Tensor) pattern += 'T';
+    else if (a.kind == Kind::Scalar) pattern += 'S';
+    else return;
+  }
+  // typed<>() checks the C++ signature against the schema; a mismatch just keeps the boxed path.
+  try {
+    if (pattern == "T") e.t = e.op.typed<SigT>(), e.fast = Fast::T;
+    else if (pattern == "TT") e.tt = e.op.typed<SigTT>(), e.fast = Fast::TT;
+    else if (pattern == "TTS") e.tts = e.op.typed<SigTTS>(), e.fast = Fast::TTS;
+    else if (pattern == "TS") e.ts = e.op.typed<SigTS>(), e.fast = Fast::TS;
+    else if (pattern == "TSS") e.tss = e.op.typed<SigTSS>(), e.fast = Fast::TSS;
+  } catch (const std::exception&) {
+    e.fast = Fast::None;
+  }
+}
+
+// Argument i of a fast call: given by JS, or the schema default.
+Napi::Value ArgOrUndefined(const Napi::CallbackInfo& info, size_t i) {
+  return i + 1 < info.Length() ? info[i + 1] : info.Env().Undefined();
+}
+
+c10::Scalar FastScalar(Napi::Env env, const OpEntry& e, size_t i, const Napi::CallbackInfo& info) {
+  Napi::Value v = ArgOrUndefined(info, i);
+  const ArgSpec& a = e.args[i];
+  if (v.IsUndefined() && a.defaultValue.has_value()) return a.defaultValue->toScalar();
+  if (v.IsUndefined() || v.IsNull()) throw Napi::TypeError::New(env, e.qualified + ": missing required argument '" + a.name + "'");
+  return ToScalar(env, e, a, v);
+}
+
+const at::Tensor& FastTensor(Napi::Env env, const OpEntry& e, size_t i, const Napi::CallbackInfo& info) {
+  Napi::Value v = ArgOrUndefined(info, i);
+  if (v.IsUndefined() || v.IsNull()) {
+    throw Napi::TypeError::New(env, e.qualified + ": missing required argument '" + e.args[i].name + "'");
+  }
+  return GetTensor(env, v, e.qualified.c_str());
+}
+
+// Runs a fast-path op; the caller checked e.fast != None.
+at::Tensor CallFast(Napi::Env env, const OpEntry& e, const Napi::CallbackInfo& info) {
+  if (info.Length() - 1 > e.args.size()) {
+    throw Napi::TypeError::New(env, e.qualified + ": takes " + std::to_string(e.args.size()) + " arguments, got " +
+                                        std::to_string(info.Length() - 1));
+  }
+  switch (e.fast) {
+    case Fast::T:
+      return e.t->call(FastTensor(env, e, 0, info));
+    case Fast::TT:
+      return e.tt->call(FastTensor(env, e, 0, info), FastTensor(env, e, 1, info));
+    case Fast::TTS:
+      return e.tts->call(FastTensor(env, e, 0, info), FastTensor(env, e, 1, info), FastScalar(env, e, 2, info));
+    case Fast::TS:
+      return e.ts->call(FastTensor(env, e, 0, info), FastScalar(env, e, 1, info));
+    case Fast::TSS:
+      return e.tss->call(FastTensor(env, e, 0, info), FastScalar(env, e, 1, info), FastScalar(env, e, 2, info));
+    case Fast::None:
+      break;
+  }
+  throw Napi::Error::New(env, e.qualified + ": no fast path");
 }
 
 // opHandle(name: "aten::add", overload: "Tensor" | ""): number
@@ -342,6 +442,7 @@ Napi::Value OpHandle(const Napi::CallbackInfo& info) {
     if (arg.N().has_value()) spec.fixedLength = *arg.N();
     entry->args.push_back(std::move(spec));
   }
+  ChooseFastPath(*entry);
   opTable[id] = entry;
   opIndex.emplace(key, id);
   opCount.store(id + 1, std::memory_order_release);
@@ -362,9 +463,11 @@ Napi::Value Call(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   const OpEntry& e = EntryAt(env, info[0]);
   MFR_GUARD_BEGIN
-  torch::jit::Stack stack = BuildStack(env, e, info);
-  e.op.callBoxed(&stack);
-  return Results(env, stack);
+  if (e.fast != Fast::None) return PutTensor(env, CallFast(env, e, info));
+  StackLease lease;
+  FillStack(env, e, info, lease.stack);
+  e.op.callBoxed(&lease.stack);
+  return Results(env, lease.stack);
   MFR_GUARD_END(env, e.qualified)
 }
 
@@ -373,8 +476,9 @@ Napi::Value CallVoid(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   const OpEntry& e = EntryAt(env, info[0]);
   MFR_GUARD_BEGIN
-  torch::jit::Stack stack = BuildStack(env, e, info);
-  e.op.callBoxed(&stack);
+  StackLease lease;
+  FillStack(env, e, info, lease.stack);
+  e.op.callBoxed(&lease.stack);
   return env.Undefined();
   MFR_GUARD_END(env, e.qualified)
 }

@@ -21,7 +21,28 @@ int64_t BytesOf(const at::Tensor& t) {
   return static_cast<int64_t>(t.storage().nbytes());
 }
 
-AddonData* Data(Napi::Env env) { return env.GetInstanceData<AddonData>(); }
+// One environment per thread in Node, so the table of the calling thread's environment can be
+// cached in a thread_local instead of asking N-API for it on every handle lookup.
+thread_local AddonData* threadData = nullptr;
+thread_local napi_env threadEnv = nullptr;
+
+AddonData* Data(Napi::Env env) {
+  if (threadEnv != static_cast<napi_env>(env)) {
+    threadData = env.GetInstanceData<AddonData>();
+    threadEnv = env;
+  }
+  return threadData;
+}
+
+constexpr int64_t kReportStep = 4 << 20;
+
+void Account(Napi::Env env, AddonData* d, int64_t delta) {
+  d->unreportedBytes += delta;
+  if (d->unreportedBytes >= kReportStep || d->unreportedBytes <= -kReportStep) {
+    Napi::MemoryManagement::AdjustExternalMemory(env, d->unreportedBytes);
+    d->unreportedBytes = 0;
+  }
+}
 
 Slot* Lookup(Napi::Env env, Napi::Value v) {
   if (!v.IsNumber()) return nullptr;
@@ -39,7 +60,7 @@ Slot* Lookup(Napi::Env env, Napi::Value v) {
 
 void Free(Napi::Env env, Slot& s, uint32_t index) {
   if (!s.live) return;
-  if (s.bytes > 0) Napi::MemoryManagement::AdjustExternalMemory(env, -s.bytes);
+  Account(env, Data(env), -s.bytes);
   s.tensor = at::Tensor();
   s.bytes = 0;
   s.live = false;
@@ -80,7 +101,7 @@ Napi::Value PutTensor(Napi::Env env, at::Tensor t) {
   s.bytes = BytesOf(s.tensor);
   s.live = true;
   d->liveCount++;
-  if (s.bytes > 0) Napi::MemoryManagement::AdjustExternalMemory(env, s.bytes);
+  Account(env, d, s.bytes);
   return Napi::Number::New(env, static_cast<double>(s.generation) * kSlotSpan + index);
 }
 

@@ -6,13 +6,17 @@
 export interface Scoped {
   dispose(): void;
   readonly kept: boolean;
+  /** Called when the tensor leaves every scope alive: the GC safety net takes it over. */
+  escape(): void;
 }
 
 let current: Scoped[] | undefined;
 
-/** Called by every tensor when it is made. */
-export function track(t: Scoped): void {
-  if (current !== undefined) current.push(t);
+/** Called by every tensor when it is made; false when no scope owns it. */
+export function track(t: Scoped): boolean {
+  if (current === undefined) return false;
+  current.push(t);
+  return true;
 }
 
 function collect(value: unknown, into: Set<unknown>, depth: number): void {
@@ -55,7 +59,10 @@ export function scope<T>(fn: () => T): T {
   for (const t of mine) {
     if (keep.has(t)) {
       if (parent !== undefined) parent.push(t);
-    } else if (!t.kept) {
+      else t.escape();
+    } else if (t.kept) {
+      t.escape();
+    } else {
       t.dispose();
     }
   }

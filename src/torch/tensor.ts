@@ -36,24 +36,57 @@ function unbox(a: Tensor | NativeArg | readonly (Tensor | null)[]): NativeArg {
 }
 
 // The GC safety net: a tensor dropped without dispose() is freed when its JS object is collected.
-// Disposed tensors unregister, so a disposing loop leaves nothing here for the GC to do.
+// Registering costs about as much as a small op, so scope-owned tensors (freed deterministically)
+// join only if they escape, and tensors made outside scopes join in batches: most of those are
+// disposed before the batch is flushed and never cost a registration.
 const finalizer = new FinalizationRegistry<NativeTensor>((h) => native.dispose(h));
+const pending: Tensor[] = [];
+let flushQueued = false;
+
+function flushPending(): void {
+  flushQueued = false;
+  for (const t of pending) t.escapeNow();
+  pending.length = 0;
+}
+
+function watchLater(t: Tensor): void {
+  pending.push(t);
+  if (pending.length >= 4096) flushPending();
+  else if (!flushQueued) {
+    flushQueued = true;
+    setImmediate(flushPending);
+  }
+}
 
 export class Tensor {
   /** The addon's handle. */
   readonly native: NativeTensor;
   #kept = false;
+  #watched = false;
+  #released = false;
   #shape: number[] | undefined;
 
   constructor(handle: NativeTensor) {
     this.native = handle;
-    finalizer.register(this, handle, this);
-    track(this);
+    if (!track(this)) watchLater(this);
+  }
+
+  /** Hands the tensor to the GC safety net once it lives outside every scope. */
+  escape(): void {
+    if (!this.#watched && !this.#released) watchLater(this);
+  }
+  /** @internal Registers with the GC safety net now (batched by watchLater). */
+  escapeNow(): void {
+    if (this.#watched || this.#released) return;
+    this.#watched = true;
+    finalizer.register(this, this.native, this);
   }
 
   private release(): void {
+    if (this.#released) return;
+    this.#released = true;
     native.dispose(this.native);
-    finalizer.unregister(this);
+    if (this.#watched) finalizer.unregister(this);
   }
 
   // ---- lifetime -----------------------------------------------------------------------------
