@@ -40,12 +40,22 @@ export interface LoaderOptions extends Omit<SamplerOptions, "length"> {
   /** Largest tolerated fraction of bad samples before the run stops (default 0.001). */
   maxBadFraction?: number;
   decoder?: DecoderChoice;
+  /**
+   * Recycle batch buffers (default true): a batch's `images` are overwritten once the next batch
+   * is requested, so copy what you keep (batchToTensors copies). First-touching fresh memory for
+   * every batch costs more than decoding it (page faults), hence the default. false: every batch
+   * gets its own copy.
+   */
+  reuseBuffers?: boolean;
 }
 
 export interface Batch {
   epoch: number;
   step: number;
-  /** One contiguous buffer: [N, 3, H, W] (nchw) or [N, H, W, 3] (nhwc). */
+  /**
+   * One contiguous buffer: [N, 3, H, W] (nchw) or [N, H, W, 3] (nhwc). Shared memory, reused for a
+   * later batch once the next one is requested (unless reuseBuffers is false).
+   */
   images: Float32Array | Uint8Array;
   shape: [number, number, number, number];
   labels: Int32Array;
@@ -65,6 +75,11 @@ export interface BadSampleWarning {
   bad: number;
 }
 
+interface Produced {
+  batch: Batch;
+  sab: SharedArrayBuffer;
+}
+
 interface LoaderEvents {
   warning: [BadSampleWarning];
 }
@@ -76,6 +91,7 @@ export class DataLoader extends EventEmitter<LoaderEvents> {
   private readonly bad = new Set<number>();
   private readonly free: SharedArrayBuffer[] = [];
   private readonly prefetch: number;
+  private readonly reuse: boolean;
 
   private constructor(
     readonly dataset: Dataset,
@@ -87,6 +103,7 @@ export class DataLoader extends EventEmitter<LoaderEvents> {
     this.spec = spec;
     this.sampler = new ShardedSampler({ ...o, length: dataset.length });
     this.prefetch = Math.max(1, o.prefetch ?? 2 * pool.size);
+    this.reuse = o.reuseBuffers ?? true;
   }
 
   static async open(dataset: Dataset | string, o: LoaderOptions): Promise<DataLoader> {
@@ -116,7 +133,7 @@ export class DataLoader extends EventEmitter<LoaderEvents> {
   /** Batches of one epoch, from `startStep` (resume), decoded `prefetch` batches ahead. */
   async *epoch(epoch: number, startStep = 0): AsyncGenerator<Batch> {
     const order = [...this.sampler.batches(epoch, startStep)];
-    const inflight: Promise<Batch>[] = [];
+    const inflight: Promise<Produced>[] = [];
     let next = 0;
     const launch = (): void => {
       while (inflight.length < this.prefetch && next < order.length) {
@@ -127,10 +144,18 @@ export class DataLoader extends EventEmitter<LoaderEvents> {
       }
     };
     launch();
-    while (inflight.length) {
-      const b = await (inflight.shift() as Promise<Batch>);
-      launch(); // refill before handing over: workers keep going while the consumer trains
-      yield b;
+    try {
+      while (inflight.length) {
+        const { batch, sab } = await (inflight.shift() as Promise<Produced>);
+        launch(); // refill before handing over: workers keep going while the consumer trains
+        if (!this.reuse) this.free.push(sab);
+        yield batch;
+        // The consumer asked for the next batch: this one's buffer may be reused.
+        if (this.reuse) this.free.push(sab);
+      }
+    } finally {
+      // Stopped early: buffers still being written go back once their workers are done.
+      for (const p of inflight) p.then(({ sab }) => this.free.push(sab)).catch(() => undefined);
     }
   }
 
@@ -166,7 +191,7 @@ export class DataLoader extends EventEmitter<LoaderEvents> {
       );
   }
 
-  private async produce(epoch: number, step: number, indices: Int32Array): Promise<Batch> {
+  private async produce(epoch: number, step: number, indices: Int32Array): Promise<Produced> {
     const B = indices.length;
     const elems = sampleElements(this.spec);
     const bytesPer = this.spec.dtype === "f32" ? 4 : 1;
@@ -217,15 +242,14 @@ export class DataLoader extends EventEmitter<LoaderEvents> {
       todo = retry;
     }
     const n = B * elems;
-    const images = this.spec.dtype === "f32" ? new Float32Array(n) : new Uint8Array(n);
-    // One copy out of shared memory: tensors cannot wrap SharedArrayBuffers.
-    images.set(this.spec.dtype === "f32" ? new Float32Array(sab, 0, n) : new Uint8Array(sab, 0, n));
-    this.free.push(sab);
+    let images: Float32Array | Uint8Array =
+      this.spec.dtype === "f32" ? new Float32Array(sab, 0, n) : new Uint8Array(sab, 0, n);
+    if (!this.reuse) images = images.slice();
     this.stats.batches++;
     this.stats.samples += B;
     const S = this.spec.size;
     const shape: Batch["shape"] = this.spec.layout === "nchw" ? [B, 3, S, S] : [B, S, S, 3];
-    return { epoch, step, images, shape, labels, masked, flipped, indices: used };
+    return { batch: { epoch, step, images, shape, labels, masked, flipped, indices: used }, sab };
   }
 
   /** null when the result is usable, else why not. */

@@ -1,5 +1,6 @@
 // A pool of decode worker threads. Tasks go to the worker with the least queued work; each task
-// resolves with its per-sample results. Idle workers are unref'd so a finished program exits.
+// resolves with its per-sample results. Workers keep the process alive until close(): unref'ing
+// idle ones was tried, and left terminate() pending with the event loop run dry (Node 20).
 import { Worker } from "node:worker_threads";
 import type { ItemResult, WorkerInit, WorkerReply, WorkerTask } from "./worker-protocol.ts";
 
@@ -62,7 +63,6 @@ export class DecodePool {
           if (!p) return;
           w.pending.delete(m.id);
           w.queued -= p.items;
-          if (w.pending.size === 0) w.worker.unref();
           p.resolve({ results: m.results, busyMs: m.busyMs });
         }
       });
@@ -84,7 +84,6 @@ export class DecodePool {
     return new Promise((resolve, reject) => {
       w.pending.set(id, { resolve, reject, items: task.items.length });
       w.queued += task.items.length;
-      w.worker.ref();
       const msg: WorkerTask = { type: "task", id, ...task };
       w.worker.postMessage(msg);
     });

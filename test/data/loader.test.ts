@@ -8,9 +8,10 @@ import { RecDataset } from "../../src/data/rec-dataset.ts";
 import { FileCache, readSample } from "../../src/data/dataset.ts";
 import { tinyFolder, tinyRec } from "./helpers.ts";
 
+/** Collects an epoch; images are copied because the loader reuses batch buffers. */
 const collect = async (it: AsyncIterable<Batch>): Promise<Batch[]> => {
   const out: Batch[] = [];
-  for await (const b of it) out.push(b);
+  for await (const b of it) out.push({ ...b, images: b.images.slice() });
   return out;
 };
 

@@ -1,0 +1,154 @@
+// Data loading throughput: decode + flip + mask of 112x112 JPEGs from an InsightFace .rec, mfr
+// against PIL (Debian python3-pil) doing decode + flip on the same machine, in the same run,
+// repeated and summarised by medians.
+//
+//   npm run bench data            (MFR_BENCH_IMAGES=N, MFR_BENCH_REPEATS=R to change the size)
+//
+// Rows:
+//   PIL decode+flip                one Python process (= one core), u8 HWC arrays
+//   PIL decode+flip+normalise      + float32 CHW in [-1, 1] with numpy (mfr's f32 output)
+//   mfr kernel u8 / f32            the worker's per-image code (read record, libjpeg-turbo decode,
+//                                  mask at p = 0.35, flip, layout) on one thread: per-core rate
+//   mfr kernel, sharp decode       the same with sharp for decoding (why the fast path exists)
+//   mfr loader, W workers          the real DataLoader (worker threads, batches of 128, f32):
+//                                  images/s delivered to the consumer, wall clock
+import { spawnSync } from "node:child_process";
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+import {
+  DataLoader,
+  FileCache,
+  ImageDecoder,
+  MaskBank,
+  RecDataset,
+  Rng,
+  readSample,
+  synthesizeDataset,
+  type DecoderChoice,
+} from "../src/data/index.ts";
+import { writeSample } from "../src/data/decode.ts";
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+const N = Number(process.env.MFR_BENCH_IMAGES ?? 1000);
+const R = Number(process.env.MFR_BENCH_REPEATS ?? 5);
+const python = "/usr/bin/python3";
+
+const median = (xs: number[]): number => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length % 2 ? s[s.length >> 1]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
+};
+
+function pil(dir: string, normalise: boolean): { rate: number; cpuRate: number } {
+  const r = spawnSync(
+    python,
+    [path.join(here, "pil_decode.py"), dir, ...(normalise ? ["--normalise"] : [])],
+    {
+      encoding: "utf8",
+    },
+  );
+  if (r.status !== 0)
+    throw new Error(`PIL reference failed (${python} with python3-pil and numpy?): ${r.stderr}`);
+  const o = JSON.parse(r.stdout) as { images: number; seconds: number; cpu: number };
+  return { rate: o.images / o.seconds, cpuRate: o.images / o.cpu };
+}
+
+/** The decode worker's per-image work, run on this thread over the whole dataset. */
+async function kernel(
+  ds: RecDataset,
+  bank: MaskBank,
+  dtype: "u8" | "f32",
+  decoder: DecoderChoice,
+  limit = ds.length,
+): Promise<{ rate: number; cpuRate: number }> {
+  const spec = { size: 112, dtype, layout: "nchw" } as const;
+  const out = dtype === "f32" ? new Float32Array(3 * 112 * 112) : new Uint8Array(3 * 112 * 112);
+  const dec = new ImageDecoder(112, decoder);
+  const files = new FileCache();
+  const rng = new Rng(1);
+  const t0 = performance.now();
+  const c0 = process.cpuUsage();
+  for (let i = 0; i < limit; i++) {
+    const { bytes } = readSample(ds.locate(i), files);
+    const d = dec.decode(bytes);
+    const rgb = d instanceof Promise ? await d : d;
+    if (rng.chance(0.35)) bank.apply(rgb, 112, rng.u32() >>> 1);
+    writeSample(rgb, rng.chance(0.5), out, 0, spec);
+  }
+  const c = process.cpuUsage(c0);
+  files.close();
+  return { rate: limit / ((performance.now() - t0) / 1000), cpuRate: limit / ((c.user + c.system) / 1e6) };
+}
+
+async function loaderRate(L: DataLoader, epoch: number): Promise<{ rate: number; cpuRate: number }> {
+  const t0 = performance.now();
+  const c0 = process.cpuUsage();
+  let n = 0;
+  for await (const b of L.epoch(epoch)) n += b.labels.length;
+  const c = process.cpuUsage(c0);
+  return { rate: n / ((performance.now() - t0) / 1000), cpuRate: n / ((c.user + c.system) / 1e6) };
+}
+
+const dir = mkdtempSync(path.join(tmpdir(), "mfr-bench-data-"));
+try {
+  const ids = Math.max(1, Math.round(N / 10));
+  await synthesizeDataset({
+    out: dir,
+    identities: ids,
+    imagesPerIdentity: Math.ceil(N / ids),
+    seed: 1,
+    format: "rec",
+  });
+  const ds = new RecDataset(dir);
+  const bank = await MaskBank.create({ seed: 0 });
+  const loaders = await Promise.all(
+    [1, 2].map((w) => DataLoader.open(dir, { batchSize: 128, workers: w, seed: 0, tail: "pad" })),
+  );
+  const rows = new Map<string, { rate: number[]; cpuRate: number[] }>();
+  const add = (name: string, r: { rate: number; cpuRate: number }): void => {
+    const row = rows.get(name) ?? { rate: [], cpuRate: [] };
+    row.rate.push(r.rate);
+    row.cpuRate.push(r.cpuRate);
+    rows.set(name, row);
+  };
+  await kernel(ds, bank, "f32", "auto"); // warm-up (JIT)
+  for (let rep = 0; rep < R; rep++) {
+    add("PIL decode+flip (1 process)", pil(dir, false));
+    add("PIL decode+flip+normalise (1 process)", pil(dir, true));
+    add("mfr kernel u8 (1 thread)", await kernel(ds, bank, "u8", "auto"));
+    add("mfr kernel f32 (1 thread)", await kernel(ds, bank, "f32", "auto"));
+    add(
+      "mfr kernel f32, sharp decode (1 thread)",
+      await kernel(ds, bank, "f32", "sharp", Math.min(ds.length, 200)),
+    );
+    add("mfr loader f32, 1 worker", await loaderRate(loaders[0]!, rep));
+    add("mfr loader f32, 2 workers", await loaderRate(loaders[1]!, rep));
+  }
+  await Promise.all(loaders.map((l) => l.close()));
+  ds.close();
+  const ref = median(rows.get("PIL decode+flip (1 process)")!.rate);
+  const refCpu = median(rows.get("PIL decode+flip (1 process)")!.cpuRate);
+  console.log(`${ds.length} JPEGs of 112x112 from a .rec, ${R} repeats, medians; masks on 35% (mfr rows)`);
+  console.log(
+    `${"".padEnd(42)} ${"images/s".padStart(9)} ${"per CPU-s".padStart(10)} ${"vs PIL".padStart(7)}`,
+  );
+  const summary: Record<string, { imagesPerSecond: number; imagesPerCpuSecond: number; vsPil: number }> = {};
+  for (const [name, r] of rows) {
+    const rate = median(r.rate);
+    const cpu = median(r.cpuRate);
+    const vs = name.includes("loader") ? rate / ref : cpu / refCpu;
+    summary[name] = { imagesPerSecond: rate, imagesPerCpuSecond: cpu, vsPil: vs };
+    console.log(
+      `${name.padEnd(42)} ${rate.toFixed(0).padStart(9)} ${cpu.toFixed(0).padStart(10)} ${vs.toFixed(2).padStart(6)}x`,
+    );
+  }
+  console.log("vs PIL: per CPU-second for single-thread rows; wall-clock images/s for loader rows");
+  mkdirSync(path.join(here, "out"), { recursive: true });
+  writeFileSync(
+    path.join(here, "out", "data.json"),
+    JSON.stringify({ images: ds.length, repeats: R, summary }, null, 1),
+  );
+} finally {
+  rmSync(dir, { recursive: true, force: true });
+}
