@@ -17,7 +17,8 @@ function features(rgb: Uint8Array): Float64Array {
   for (let y = 40; y < 100; y++)
     for (let x = 30; x < 82; x++) {
       const o = 3 * (y * 112 + x);
-      f[Math.floor((y - 40) / 4) * 13 + Math.floor((x - 30) / 4)] += rgb[o]! + rgb[o + 1]! + rgb[o + 2]!;
+      const cell = Math.floor((y - 40) / 4) * 13 + Math.floor((x - 30) / 4);
+      f[cell] = f[cell]! + rgb[o]! + rgb[o + 1]! + rgb[o + 2]!;
     }
   const mean = f.reduce((a, b) => a + b, 0) / f.length;
   let n = 0;
