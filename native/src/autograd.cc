@@ -6,6 +6,8 @@
 #include <torch/csrc/autograd/autograd.h>
 #include <torch/version.h>
 
+#include <malloc.h>
+
 #include <mutex>
 
 #include "addon.h"
@@ -235,6 +237,20 @@ Napi::Value SetRngState(const Napi::CallbackInfo& info) {
   MFR_GUARD_END(env, "setRngState")
 }
 
+// tuneMalloc(mmapThreshold, trimThreshold): glibc's allocator settings. libtorch's CPU
+// allocator does not cache, so activations above glibc's mmap threshold are mapped and unmapped
+// every step, each page faulted in and zeroed again; raising the thresholds keeps them on the heap.
+Napi::Value TuneMalloc(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+#if defined(__GLIBC__)
+  int a = mallopt(M_MMAP_THRESHOLD, info[0].As<Napi::Number>().Int32Value());
+  int b = mallopt(M_TRIM_THRESHOLD, info[1].As<Napi::Number>().Int32Value());
+  return Napi::Boolean::New(env, a == 1 && b == 1);
+#else
+  return Napi::Boolean::New(env, false);
+#endif
+}
+
 Napi::Value BuildInfo(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   Napi::Object o = Napi::Object::New(env);
@@ -263,6 +279,7 @@ void InitAutograd(Napi::Env env, Napi::Object exports) {
   exports.Set("getRngState", Napi::Function::New(env, GetRngState, "getRngState"));
   exports.Set("setRngState", Napi::Function::New(env, SetRngState, "setRngState"));
   exports.Set("buildInfo", Napi::Function::New(env, BuildInfo, "buildInfo"));
+  exports.Set("tuneMalloc", Napi::Function::New(env, TuneMalloc, "tuneMalloc"));
 }
 
 }  // namespace mfr

@@ -86,6 +86,7 @@ export interface NativeModule {
   manualSeed(seed: number | bigint): void;
   getRngState(): NativeTensor;
   setRngState(state: NativeTensor): void;
+  tuneMalloc(mmapThreshold: number, trimThreshold: number): boolean;
   buildInfo(): { torchVersion: string; cuda: boolean; parallelInfo: string };
   zipRecords(path: string): string[];
   zipRead(path: string, names: string[]): ArrayBuffer[];
