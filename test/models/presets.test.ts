@@ -43,8 +43,12 @@ test("full-size parameter counts match arcface_torch's networks (r100 ≈ 65.2 M
 });
 
 test("multiply-accumulates at 112x112 match arcface_torch's README (r18 2.6, r50 6.3, r100 12.1, r200 23.5 G)", () => {
-  const g = (n: string): number => Math.round(backboneCost(n).macs / 1e8) / 10;
-  assert.deepEqual([g("r18"), g("r50"), g("r100"), g("r200")], [2.6, 6.3, 12.1, 23.5]);
+  // ptflops (behind arcface_torch's figures) also counts BN, PReLU and the residual adds: < 0.1 G.
+  const readme = { r18: 2.6, r50: 6.3, r100: 12.1, r200: 23.5 };
+  for (const [name, g] of Object.entries(readme)) {
+    const ours = backboneCost(name).macs / 1e9;
+    assert.ok(ours <= g + 0.05 && ours >= g - 0.1, `${name}: ${ours.toFixed(3)} G vs ${g} G`);
+  }
 });
 
 test("custom block lists and clear errors", () => {
