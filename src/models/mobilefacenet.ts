@@ -6,6 +6,7 @@ import { type Tensor } from "../torch/index.ts";
 import {
   BatchNorm1d,
   BatchNorm2d,
+  CheckpointTape,
   Conv2d,
   Flatten,
   type Layer,
@@ -88,6 +89,9 @@ export class MobileFaceNet extends Module {
   readonly layers: Sequential;
   readonly convSep: Wrapped;
   readonly features: Wrapped;
+  /** Always empty (MobileFaceNet is small enough not to checkpoint); there so every backbone
+   * is driven alike: `net.tape.backwardFrom(loss)`. */
+  readonly tape = new CheckpointTape();
 
   constructor(readonly options: MobileFaceNetOptions) {
     super();
