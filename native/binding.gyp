@@ -7,7 +7,8 @@
         "src/tensor.cc",
         "src/ops.cc",
         "src/autograd.cc",
-        "src/serialize.cc"
+        "src/serialize.cc",
+        "src/dist.cc"
       ],
       "include_dirs": [
         "<!(node -p \"require('node-addon-api').include_dir\")",

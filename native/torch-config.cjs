@@ -48,7 +48,9 @@ switch (what) {
     console.log(cfg.include.join(" "));
     break;
   case "defines":
-    console.log([`_GLIBCXX_USE_CXX11_ABI=${cfg.abi}`, ...(cfg.cuda ? ["MFR_CUDA=1"] : [])].join(" "));
+    console.log(
+      [`_GLIBCXX_USE_CXX11_ABI=${cfg.abi}`, "USE_C10D_GLOO", ...(cfg.cuda ? ["MFR_CUDA=1", "USE_C10D_NCCL"] : [])].join(" "),
+    );
     break;
   case "ldflags":
     console.log([`-L${cfg.libdir}`, `-Wl,-rpath,${cfg.libdir}`, "-Wl,--no-as-needed", ...libs].join(" "));

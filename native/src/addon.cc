@@ -7,6 +7,7 @@ static Napi::Object InitMfr(Napi::Env env, Napi::Object exports) {
   mfr::InitOps(env, exports);
   mfr::InitAutograd(env, exports);
   mfr::InitSerialize(env, exports);
+  mfr::InitDist(env, exports);
   return exports;
 }
 

@@ -10,6 +10,18 @@ import path from "node:path";
  */
 export type NativeTensor = number;
 
+/** Opaque c10d objects. */
+export interface NativeStore {
+  readonly __store: unique symbol;
+}
+export interface NativeGroup {
+  readonly __group: unique symbol;
+}
+export interface NativeWork {
+  readonly __work: unique symbol;
+}
+export type ReduceOp = "sum" | "max" | "min" | "product" | "avg";
+
 /** What an op argument can be on the JS side; the addon checks it against the op's schema. */
 export type NativeArg =
   | number
@@ -87,6 +99,22 @@ export interface NativeModule {
   getRngState(): NativeTensor;
   setRngState(state: NativeTensor): void;
   tuneMalloc(mmapThreshold: number, trimThreshold: number): boolean;
+  // c10d (src/dist wraps these)
+  storeCreate(host: string, port: number, isServer: boolean, worldSize: number, timeoutMs: number): NativeStore;
+  storeSet(store: NativeStore, key: string, value: string): void;
+  storeGet(store: NativeStore, key: string): string;
+  storeAdd(store: NativeStore, key: string, delta: number): number;
+  groupGloo(store: NativeStore, rank: number, size: number, timeoutMs: number, hostname?: string): NativeGroup;
+  groupNccl?(store: NativeStore, rank: number, size: number, timeoutMs: number): NativeGroup;
+  groupDestroy(group: NativeGroup): void;
+  allreduce(group: NativeGroup, tensors: NativeTensor[], op: ReduceOp): NativeWork;
+  allgather(group: NativeGroup, outputs: NativeTensor[], input: NativeTensor): NativeWork;
+  broadcast(group: NativeGroup, tensors: NativeTensor[], root: number): NativeWork;
+  reduceScatter(group: NativeGroup, output: NativeTensor, inputs: NativeTensor[], op: ReduceOp): NativeWork;
+  barrier(group: NativeGroup): NativeWork;
+  workWait(work: NativeWork, timeoutMs?: number): void;
+  workDone(work: NativeWork): boolean;
+  workWaitAsync(work: NativeWork, timeoutMs?: number): Promise<void>;
   buildInfo(): { torchVersion: string; cuda: boolean; parallelInfo: string };
   zipRecords(path: string): string[];
   zipRead(path: string, names: string[]): ArrayBuffer[];

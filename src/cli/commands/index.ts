@@ -3,6 +3,7 @@ import type { Command } from "commander";
 import { registerData } from "./data.ts";
 import { registerDemo } from "./demo.ts";
 import { registerEval } from "./eval.ts";
+import { registerLaunch } from "./launch.ts";
 import { registerMask } from "./mask.ts";
 import { registerModels } from "./models.ts";
 import { registerPack } from "./pack.ts";
@@ -12,6 +13,7 @@ export function registerAll(program: Command): void {
   registerData(program);
   registerDemo(program);
   registerEval(program);
+  registerLaunch(program);
   registerMask(program);
   registerModels(program);
   registerPack(program);

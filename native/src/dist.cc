@@ -1,0 +1,332 @@
+// c10d from JS: a TCPStore for rendezvous, process groups (Gloo on CPU; NCCL when built with
+// CUDA), collectives returning Work handles that JS can wait on synchronously or on a pool
+// thread. Collectives carry no autograd; src/dist and src/head add the maths around them.
+#include <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>
+#include <torch/csrc/distributed/c10d/TCPStore.hpp>
+#include <torch/csrc/distributed/c10d/Work.hpp>
+#include <torch/version.h>
+#ifdef MFR_CUDA
+#include <torch/csrc/distributed/c10d/ProcessGroupNCCL.hpp>
+#endif
+
+#include <chrono>
+
+#include "addon.h"
+
+// Since PyTorch 2.0 the backends derive from c10d::Backend rather than c10d::ProcessGroup.
+#if TORCH_VERSION_MAJOR >= 2
+using PgBase = c10d::Backend;
+#else
+using PgBase = c10d::ProcessGroup;
+#endif
+
+namespace mfr {
+
+namespace {
+
+using Ms = std::chrono::milliseconds;
+
+// Long-lived, few objects: wrapped JS objects are fine here (unlike tensors).
+class StoreWrap : public Napi::ObjectWrap<StoreWrap> {
+ public:
+  c10::intrusive_ptr<c10d::Store> store;
+  explicit StoreWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<StoreWrap>(info) {}
+};
+
+class GroupWrap : public Napi::ObjectWrap<GroupWrap> {
+ public:
+  c10::intrusive_ptr<PgBase> pg;
+  int rank = 0;
+  int size = 1;
+  explicit GroupWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<GroupWrap>(info) {}
+};
+
+class WorkWrap : public Napi::ObjectWrap<WorkWrap> {
+ public:
+  c10::intrusive_ptr<c10d::Work> work;
+  std::string what;
+  explicit WorkWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<WorkWrap>(info) {}
+};
+
+// Constructors of the calling thread's environment (one environment per thread in Node).
+struct DistCtors {
+  Napi::FunctionReference store, group, work;
+};
+thread_local DistCtors* tlsCtors = nullptr;
+
+template <typename W>
+W* UnwrapAs(Napi::Env env, Napi::Value v, const char* what) {
+  if (!v.IsObject()) throw Napi::TypeError::New(env, std::string(what) + ": expected a native object");
+  W* w = Napi::ObjectWrap<W>::Unwrap(v.As<Napi::Object>());
+  if (w == nullptr) throw Napi::TypeError::New(env, std::string(what) + ": wrong object");
+  return w;
+}
+
+GroupWrap* Group(Napi::Env env, Napi::Value v) {
+  GroupWrap* g = UnwrapAs<GroupWrap>(env, v, "process group");
+  if (!g->pg) throw Napi::Error::New(env, "process group was destroyed");
+  return g;
+}
+
+std::vector<at::Tensor> Tensors(Napi::Env env, Napi::Value v, const char* what) {
+  if (!v.IsArray()) throw Napi::TypeError::New(env, std::string(what) + ": expected an array of tensors");
+  Napi::Array a = v.As<Napi::Array>();
+  std::vector<at::Tensor> out;
+  for (uint32_t i = 0; i < a.Length(); ++i) out.push_back(GetTensor(env, a.Get(i), what));
+  return out;
+}
+
+c10d::ReduceOp ReduceOpOf(Napi::Env env, Napi::Value v) {
+  std::string op = v.IsString() ? v.As<Napi::String>().Utf8Value() : "sum";
+  if (op == "sum") return c10d::ReduceOp::SUM;
+  if (op == "max") return c10d::ReduceOp::MAX;
+  if (op == "min") return c10d::ReduceOp::MIN;
+  if (op == "product") return c10d::ReduceOp::PRODUCT;
+  if (op == "avg") return c10d::ReduceOp::AVG;
+  throw Napi::Error::New(env, "unknown reduce op '" + op + "'");
+}
+
+Napi::Value NewWork(Napi::Env env, c10::intrusive_ptr<c10d::Work> w, const std::string& what) {
+  Napi::Object o = tlsCtors->work.New({});
+  WorkWrap* ww = Napi::ObjectWrap<WorkWrap>::Unwrap(o);
+  ww->work = std::move(w);
+  ww->what = what;
+  return o;
+}
+
+// storeCreate(host, port, isServer, worldSize, timeoutMs)
+Napi::Value StoreCreate(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  MFR_GUARD_BEGIN
+  std::string host = info[0].As<Napi::String>().Utf8Value();
+  c10d::TCPStoreOptions opts;
+  opts.port = static_cast<uint16_t>(info[1].As<Napi::Number>().Uint32Value());
+  opts.isServer = info[2].ToBoolean().Value();
+  opts.numWorkers = static_cast<size_t>(info[3].As<Napi::Number>().Uint32Value());
+  opts.waitWorkers = false;
+  opts.timeout = Ms(info[4].As<Napi::Number>().Int64Value());
+  Napi::Object o = tlsCtors->store.New({});
+  UnwrapAs<StoreWrap>(env, o, "store")->store = c10::make_intrusive<c10d::TCPStore>(host, opts);
+  return o;
+  MFR_GUARD_END(env, "TCPStore")
+}
+
+Napi::Value StoreSet(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  MFR_GUARD_BEGIN
+  auto* s = UnwrapAs<StoreWrap>(env, info[0], "store");
+  std::string key = info[1].As<Napi::String>().Utf8Value();
+  std::string value = info[2].As<Napi::String>().Utf8Value();
+  s->store->set(key, std::vector<uint8_t>(value.begin(), value.end()));
+  return env.Undefined();
+  MFR_GUARD_END(env, "store.set")
+}
+
+Napi::Value StoreGet(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  MFR_GUARD_BEGIN
+  auto* s = UnwrapAs<StoreWrap>(env, info[0], "store");
+  auto v = s->store->get(info[1].As<Napi::String>().Utf8Value());
+  return Napi::String::New(env, std::string(v.begin(), v.end()));
+  MFR_GUARD_END(env, "store.get")
+}
+
+Napi::Value StoreAdd(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  MFR_GUARD_BEGIN
+  auto* s = UnwrapAs<StoreWrap>(env, info[0], "store");
+  int64_t v = s->store->add(info[1].As<Napi::String>().Utf8Value(), info[2].As<Napi::Number>().Int64Value());
+  return Napi::Number::New(env, static_cast<double>(v));
+  MFR_GUARD_END(env, "store.add")
+}
+
+// groupGloo(store, rank, size, timeoutMs, hostname)
+Napi::Value GroupGloo(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  MFR_GUARD_BEGIN
+  auto* s = UnwrapAs<StoreWrap>(env, info[0], "store");
+  int rank = info[1].As<Napi::Number>().Int32Value();
+  int size = info[2].As<Napi::Number>().Int32Value();
+  auto opts = c10d::ProcessGroupGloo::Options::create(Ms(info[3].As<Napi::Number>().Int64Value()));
+  std::string host = info[4].IsString() ? info[4].As<Napi::String>().Utf8Value() : "";
+  opts->devices.push_back(host.empty() ? c10d::ProcessGroupGloo::createDefaultDevice()
+                                       : c10d::ProcessGroupGloo::createDeviceForHostname(host));
+  opts->threads = 2;
+  Napi::Object o = tlsCtors->group.New({});
+  GroupWrap* g = UnwrapAs<GroupWrap>(env, o, "group");
+  g->pg = c10::make_intrusive<c10d::ProcessGroupGloo>(s->store, rank, size, opts);
+  g->rank = rank;
+  g->size = size;
+  return o;
+  MFR_GUARD_END(env, "ProcessGroupGloo")
+}
+
+#ifdef MFR_CUDA
+Napi::Value GroupNccl(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  MFR_GUARD_BEGIN
+  auto* s = UnwrapAs<StoreWrap>(env, info[0], "store");
+  int rank = info[1].As<Napi::Number>().Int32Value();
+  int size = info[2].As<Napi::Number>().Int32Value();
+  auto opts = c10d::ProcessGroupNCCL::Options::create();
+  opts->timeout = Ms(info[3].As<Napi::Number>().Int64Value());
+  Napi::Object o = tlsCtors->group.New({});
+  GroupWrap* g = UnwrapAs<GroupWrap>(env, o, "group");
+  g->pg = c10::make_intrusive<c10d::ProcessGroupNCCL>(s->store, rank, size, opts);
+  g->rank = rank;
+  g->size = size;
+  return o;
+  MFR_GUARD_END(env, "ProcessGroupNCCL")
+}
+#endif
+
+Napi::Value GroupDestroy(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  UnwrapAs<GroupWrap>(env, info[0], "group")->pg.reset();
+  return env.Undefined();
+}
+
+// allreduce(group, tensors, op): Work
+Napi::Value AllReduce(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  MFR_GUARD_BEGIN
+  GroupWrap* g = Group(env, info[0]);
+  auto ts = Tensors(env, info[1], "allreduce");
+  c10d::AllreduceOptions o;
+  o.reduceOp = ReduceOpOf(env, info[2]);
+  return NewWork(env, g->pg->allreduce(ts, o), "allreduce");
+  MFR_GUARD_END(env, "allreduce")
+}
+
+// allgather(group, outputs: Tensor[] (one per rank), input): Work
+Napi::Value AllGather(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  MFR_GUARD_BEGIN
+  GroupWrap* g = Group(env, info[0]);
+  std::vector<std::vector<at::Tensor>> outs{Tensors(env, info[1], "allgather")};
+  std::vector<at::Tensor> in{GetTensor(env, info[2], "allgather")};
+  if (static_cast<int>(outs[0].size()) != g->size) {
+    throw Napi::Error::New(env, "allgather: need one output tensor per rank");
+  }
+  return NewWork(env, g->pg->allgather(outs, in), "allgather");
+  MFR_GUARD_END(env, "allgather")
+}
+
+// broadcast(group, tensors, root): Work
+Napi::Value Broadcast(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  MFR_GUARD_BEGIN
+  GroupWrap* g = Group(env, info[0]);
+  auto ts = Tensors(env, info[1], "broadcast");
+  c10d::BroadcastOptions o;
+  o.rootRank = info[2].As<Napi::Number>().Int64Value();
+  return NewWork(env, g->pg->broadcast(ts, o), "broadcast");
+  MFR_GUARD_END(env, "broadcast")
+}
+
+// reduceScatter(group, output, inputs: Tensor[] (one per rank), op): Work. Gloo lacks it; the
+// TypeScript side falls back to all-reduce there.
+Napi::Value ReduceScatter(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  MFR_GUARD_BEGIN
+  GroupWrap* g = Group(env, info[0]);
+  std::vector<at::Tensor> out{GetTensor(env, info[1], "reduceScatter")};
+  std::vector<std::vector<at::Tensor>> ins{Tensors(env, info[2], "reduceScatter")};
+  c10d::ReduceScatterOptions o;
+  o.reduceOp = ReduceOpOf(env, info[3]);
+  return NewWork(env, g->pg->reduce_scatter(out, ins, o), "reduceScatter");
+  MFR_GUARD_END(env, "reduceScatter")
+}
+
+Napi::Value Barrier(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  MFR_GUARD_BEGIN
+  GroupWrap* g = Group(env, info[0]);
+  return NewWork(env, g->pg->barrier(c10d::BarrierOptions()), "barrier");
+  MFR_GUARD_END(env, "barrier")
+}
+
+// workWait(work, timeoutMs?): blocks this thread until done; throws the collective's error.
+Napi::Value WorkWait(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  WorkWrap* w = UnwrapAs<WorkWrap>(env, info[0], "work");
+  MFR_GUARD_BEGIN
+  if (info[1].IsNumber()) {
+    w->work->wait(Ms(info[1].As<Napi::Number>().Int64Value()));
+  } else {
+    w->work->wait();
+  }
+  return env.Undefined();
+  MFR_GUARD_END(env, w->what)
+}
+
+Napi::Value WorkDone(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  WorkWrap* w = UnwrapAs<WorkWrap>(env, info[0], "work");
+  MFR_GUARD_BEGIN
+  return Napi::Boolean::New(env, w->work->isCompleted());
+  MFR_GUARD_END(env, w->what)
+}
+
+// Waits on a pool thread so timers, signals and other ranks' failures stay observable.
+class WaitWorker : public Napi::AsyncWorker {
+ public:
+  WaitWorker(Napi::Env env, c10::intrusive_ptr<c10d::Work> work, std::string what, int64_t timeoutMs)
+      : Napi::AsyncWorker(env, "mfr.workWait"),
+        work_(std::move(work)),
+        what_(std::move(what)),
+        timeoutMs_(timeoutMs),
+        deferred_(Napi::Promise::Deferred::New(env)) {}
+  Napi::Promise Promise() { return deferred_.Promise(); }
+
+ protected:
+  void Execute() override {
+    try {
+      if (timeoutMs_ >= 0) work_->wait(Ms(timeoutMs_));
+      else work_->wait();
+    } catch (const c10::Error& e) {
+      SetError(what_ + ": " + e.what_without_backtrace());
+    } catch (const std::exception& e) {
+      SetError(what_ + ": " + e.what());
+    }
+  }
+  void OnOK() override { deferred_.Resolve(Env().Undefined()); }
+  void OnError(const Napi::Error& e) override { deferred_.Reject(e.Value()); }
+
+ private:
+  c10::intrusive_ptr<c10d::Work> work_;
+  std::string what_;
+  int64_t timeoutMs_;
+  Napi::Promise::Deferred deferred_;
+};
+
+Napi::Value WorkWaitAsync(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  WorkWrap* w = UnwrapAs<WorkWrap>(env, info[0], "work");
+  auto* worker = new WaitWorker(env, w->work, w->what, info[1].IsNumber() ? info[1].As<Napi::Number>().Int64Value() : -1);
+  Napi::Promise p = worker->Promise();
+  worker->Queue();
+  return p;
+}
+
+}  // namespace
+
+void InitDist(Napi::Env env, Napi::Object exports) {
+  tlsCtors = new DistCtors();
+  tlsCtors->store = Napi::Persistent(StoreWrap::DefineClass(env, "NativeStore", {}));
+  tlsCtors->group = Napi::Persistent(GroupWrap::DefineClass(env, "NativeGroup", {}));
+  tlsCtors->work = Napi::Persistent(WorkWrap::DefineClass(env, "NativeWork", {}));
+  const std::pair<const char*, Napi::Value (*)(const Napi::CallbackInfo&)> fns[] = {
+      {"storeCreate", StoreCreate}, {"storeSet", StoreSet},     {"storeGet", StoreGet},
+      {"storeAdd", StoreAdd},       {"groupGloo", GroupGloo},   {"groupDestroy", GroupDestroy},
+      {"allreduce", AllReduce},     {"allgather", AllGather},   {"broadcast", Broadcast},
+      {"reduceScatter", ReduceScatter}, {"barrier", Barrier}, {"workWait", WorkWait},
+      {"workDone", WorkDone},       {"workWaitAsync", WorkWaitAsync},
+#ifdef MFR_CUDA
+      {"groupNccl", GroupNccl},
+#endif
+  };
+  for (const auto& [name, fn] : fns) exports.Set(name, Napi::Function::New(env, fn, name));
+}
+
+}  // namespace mfr

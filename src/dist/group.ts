@@ -1,0 +1,187 @@
+// A process group: c10d's TCPStore rendezvous and Gloo (CPU) or NCCL (CUDA) collectives.
+// Every collective in mfr goes through this class. Collectives return a Work: wait() blocks,
+// waitAsync() waits on a pool thread so timers and signals keep running.
+import {
+  native,
+  type NativeGroup,
+  type NativeStore,
+  type NativeWork,
+  type ReduceOp,
+} from "../torch/native.ts";
+import * as T from "../torch/index.ts";
+import { type Placement, placementFromEnv } from "./rendezvous.ts";
+
+export type { ReduceOp };
+
+export interface GroupOptions {
+  /** How long a collective or the rendezvous may take before it fails (ms). */
+  timeoutMs?: number;
+  backend?: "gloo" | "nccl";
+  /** Address this rank's Gloo device binds to (default: resolve the hostname, else loopback). */
+  hostname?: string;
+}
+
+/** A collective in flight. The result (if any) is valid once waited for. */
+export class Work<R = void> {
+  constructor(
+    private readonly handle: NativeWork | undefined,
+    private readonly finish: () => R,
+  ) {}
+  wait(timeoutMs?: number): R {
+    if (this.handle) native.workWait(this.handle, timeoutMs);
+    return this.finish();
+  }
+  async waitAsync(timeoutMs?: number): Promise<R> {
+    if (this.handle) await native.workWaitAsync(this.handle, timeoutMs);
+    return this.finish();
+  }
+  done(): boolean {
+    return this.handle ? native.workDone(this.handle) : true;
+  }
+}
+
+const defaultTimeout = (): number => Number(process.env.MFR_DIST_TIMEOUT_S ?? 600) * 1000;
+
+export class ProcessGroup {
+  private constructor(
+    readonly rank: number,
+    readonly worldSize: number,
+    private group: NativeGroup | undefined,
+    private readonly store: NativeStore | undefined,
+    readonly backend: "gloo" | "nccl" | "none",
+  ) {}
+
+  /** A group of one: collectives are no-ops that keep the same call shape. */
+  static single(): ProcessGroup {
+    return new ProcessGroup(0, 1, undefined, undefined, "none");
+  }
+
+  /** Joins the job described by `placement` (default: the environment's). Blocks until every rank is in. */
+  static init(placement: Placement = placementFromEnv(), o: GroupOptions = {}): ProcessGroup {
+    if (placement.worldSize === 1) return ProcessGroup.single();
+    const timeoutMs = o.timeoutMs ?? defaultTimeout();
+    const store = native.storeCreate(
+      placement.masterAddr,
+      placement.masterPort,
+      placement.rank === 0,
+      placement.worldSize,
+      timeoutMs,
+    );
+    const backend = o.backend ?? "gloo";
+    let group: NativeGroup;
+    if (backend === "nccl") {
+      if (!native.groupNccl)
+        throw new Error("backend 'nccl' needs mfr built against a CUDA libtorch (MFR_LIBTORCH)");
+      group = native.groupNccl(store, placement.rank, placement.worldSize, timeoutMs);
+    } else {
+      group = native.groupGloo(
+        store,
+        placement.rank,
+        placement.worldSize,
+        timeoutMs,
+        o.hostname ?? "127.0.0.1",
+      );
+    }
+    return new ProcessGroup(placement.rank, placement.worldSize, group, store, backend);
+  }
+
+  private g(): NativeGroup {
+    if (!this.group) throw new Error("process group was destroyed");
+    return this.group;
+  }
+
+  /** Reduces each tensor in place across ranks. */
+  allReduce(tensors: readonly T.Tensor[], op: ReduceOp = "sum"): Work {
+    if (this.worldSize === 1) return new Work(undefined, () => undefined);
+    return new Work(
+      native.allreduce(
+        this.g(),
+        tensors.map((t) => t.native),
+        op,
+      ),
+      () => undefined,
+    );
+  }
+
+  /** Every rank's `input`, in rank order (new tensors, same shape as input). */
+  allGather(input: T.Tensor): Work<T.Tensor[]> {
+    const outs = Array.from({ length: this.worldSize }, () => T.empty(input.shape, { dtype: input.dtype }));
+    if (this.worldSize === 1) {
+      outs[0]!.copy_(input);
+      return new Work(undefined, () => outs);
+    }
+    return new Work(
+      native.allgather(
+        this.g(),
+        outs.map((t) => t.native),
+        input.native,
+      ),
+      () => outs,
+    );
+  }
+
+  /** Copies rank `root`'s tensors into everyone's. */
+  broadcast(tensors: readonly T.Tensor[], root = 0): Work {
+    if (this.worldSize === 1) return new Work(undefined, () => undefined);
+    return new Work(
+      native.broadcast(
+        this.g(),
+        tensors.map((t) => t.native),
+        root,
+      ),
+      () => undefined,
+    );
+  }
+
+  /**
+   * output = op over ranks of inputs[this.rank] (inputs: one tensor per rank, each output's shape).
+   * Gloo has no reduce-scatter: there it all-reduces the stacked inputs and keeps this rank's part
+   * (same result, world-size times the traffic).
+   */
+  reduceScatter(output: T.Tensor, inputs: readonly T.Tensor[], op: ReduceOp = "sum"): Work {
+    if (inputs.length !== this.worldSize)
+      throw new Error(`reduceScatter: need ${this.worldSize} inputs, got ${inputs.length}`);
+    if (this.worldSize === 1) {
+      output.copy_(inputs[0]!);
+      return new Work(undefined, () => undefined);
+    }
+    if (this.backend === "nccl") {
+      return new Work(
+        native.reduceScatter(
+          this.g(),
+          output.native,
+          inputs.map((t) => t.native),
+          op,
+        ),
+        () => undefined,
+      );
+    }
+    const stacked = T.stack([...inputs]);
+    const work = native.allreduce(this.g(), [stacked.native], op);
+    return new Work(work, () => {
+      const mine = stacked.select(0, this.rank);
+      output.copy_(mine);
+      mine.dispose();
+      stacked.dispose();
+    });
+  }
+
+  barrier(): Work {
+    if (this.worldSize === 1) return new Work(undefined, () => undefined);
+    return new Work(native.barrier(this.g()), () => undefined);
+  }
+
+  /** Shared key-value store of the job (rendezvous data, small metadata). */
+  storeSet(key: string, value: string): void {
+    if (this.store) native.storeSet(this.store, key, value);
+  }
+  storeGet(key: string): string {
+    if (!this.store) throw new Error("storeGet: a single-process group has no store");
+    return native.storeGet(this.store, key);
+  }
+
+  destroy(): void {
+    if (this.group) native.groupDestroy(this.group);
+    this.group = undefined;
+  }
+}

@@ -1,0 +1,124 @@
+// The launcher: starts one process per rank with torchrun's variables, watches them, and ends
+// the job when any rank fails (others are terminated, then killed after a grace period), so a
+// dead rank never leaves the rest hanging or orphaned.
+import { type ChildProcess, spawn } from "node:child_process";
+import net from "node:net";
+import { EventEmitter } from "node:events";
+
+export interface LaunchOptions {
+  nprocPerNode: number;
+  nnodes?: number;
+  nodeRank?: number;
+  masterAddr?: string;
+  /** Default: a free port when single-node, 29500 otherwise. */
+  masterPort?: number;
+  /** The program and its arguments, run with this Node (e.g. [cliMain, "train", "cfg.ts"]). */
+  argv: string[];
+  /** Node flags for the children (default: this process's, e.g. the TypeScript loader). */
+  execArgv?: string[];
+  env?: NodeJS.ProcessEnv;
+  /** Time between SIGTERM and SIGKILL when stopping the surviving ranks. */
+  graceMs?: number;
+  /** Where children's stdout/stderr go: inherit (default) or pipe (available on the events). */
+  stdio?: "inherit" | "pipe";
+}
+
+export interface LaunchResult {
+  exitCode: number;
+  /** The first rank that failed, and how. */
+  failedRank?: number;
+  message?: string;
+}
+
+/** Emits "spawn" (rank, pid) and "exit" (rank, code, signal). */
+export class Launch extends EventEmitter {
+  readonly children: ChildProcess[] = [];
+  /** Settles when every rank has exited. */
+  result: Promise<LaunchResult> = Promise.resolve({ exitCode: 0 });
+}
+
+export async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = net.createServer();
+    srv.unref();
+    srv.on("error", reject);
+    srv.listen(0, "127.0.0.1", () => {
+      const addr = srv.address();
+      srv.close(() => resolve(typeof addr === "object" && addr ? addr.port : 0));
+    });
+  });
+}
+
+export async function launch(o: LaunchOptions): Promise<Launch> {
+  const nnodes = o.nnodes ?? 1;
+  const nodeRank = o.nodeRank ?? 0;
+  if (!Number.isInteger(o.nprocPerNode) || o.nprocPerNode < 1)
+    throw new Error("--nproc-per-node must be a positive integer");
+  if (nodeRank >= nnodes) throw new Error(`--node-rank ${nodeRank} must be below --nnodes ${nnodes}`);
+  const worldSize = nnodes * o.nprocPerNode;
+  const masterPort = o.masterPort ?? (nnodes === 1 ? await freePort() : 29500);
+  const masterAddr = o.masterAddr ?? "127.0.0.1";
+  const graceMs = o.graceMs ?? 5000;
+  const job = new Launch();
+  const children = job.children;
+  const result = new Promise<LaunchResult>((resolve) => {
+    let remaining = o.nprocPerNode;
+    let failure: LaunchResult | undefined;
+    let killTimer: NodeJS.Timeout | undefined;
+    const stopOthers = (): void => {
+      for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill("SIGTERM");
+      killTimer = setTimeout(() => {
+        for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill("SIGKILL");
+      }, graceMs);
+      killTimer.unref();
+    };
+    for (let local = 0; local < o.nprocPerNode; local++) {
+      const rank = nodeRank * o.nprocPerNode + local;
+      const child = spawn(process.execPath, [...(o.execArgv ?? process.execArgv), ...o.argv], {
+        stdio: o.stdio === "pipe" ? ["ignore", "pipe", "pipe"] : "inherit",
+        env: {
+          ...(o.env ?? process.env),
+          RANK: String(rank),
+          LOCAL_RANK: String(local),
+          WORLD_SIZE: String(worldSize),
+          LOCAL_WORLD_SIZE: String(o.nprocPerNode),
+          GROUP_RANK: String(nodeRank),
+          MASTER_ADDR: masterAddr,
+          MASTER_PORT: String(masterPort),
+        },
+      });
+      children.push(child);
+      queueMicrotask(() => job.emit("spawn", rank, child.pid));
+      child.on("exit", (code, signal) => {
+        job.emit("exit", rank, code, signal);
+        remaining--;
+        const failed = code !== 0;
+        if (failed && failure === undefined) {
+          failure = {
+            exitCode: code && code > 0 ? code : 1,
+            failedRank: rank,
+            message: `rank ${rank} (pid ${child.pid}) ${signal ? `was killed by ${signal}` : `exited with code ${code}`}`,
+          };
+          stopOthers();
+        }
+        if (remaining === 0) {
+          if (killTimer) clearTimeout(killTimer);
+          resolve(failure ?? { exitCode: 0 });
+        }
+      });
+    }
+  });
+  const forward = (sig: NodeJS.Signals): void => {
+    for (const c of children) if (c.exitCode === null) c.kill(sig);
+  };
+  const onInt = (): void => forward("SIGINT");
+  const onTerm = (): void => forward("SIGTERM");
+  process.on("SIGINT", onInt);
+  process.on("SIGTERM", onTerm);
+  void result.finally(() => {
+    process.off("SIGINT", onInt);
+    process.off("SIGTERM", onTerm);
+  });
+  job.result = result;
+  return job;
+}
