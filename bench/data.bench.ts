@@ -10,8 +10,8 @@
 //   mfr kernel u8 / f32            the worker's per-image code (read record, libjpeg-turbo decode,
 //                                  mask at p = 0.35, flip, layout) on one thread: per-core rate
 //   mfr kernel, sharp decode       the same with sharp for decoding (why the fast path exists)
-//   mfr loader, W workers          the real DataLoader (worker threads, batches of 128, f32):
-//                                  images/s delivered to the consumer, wall clock
+//   mfr loader, W workers          the real DataLoader (worker threads, batches of 128, f32 or
+//                                  u8 NCHW): images/s delivered to the consumer, wall clock
 import { spawnSync } from "node:child_process";
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -102,8 +102,14 @@ try {
   });
   const ds = new RecDataset(dir);
   const bank = await MaskBank.create({ seed: 0 });
+  const configs = [
+    { workers: 1, dtype: "f32" },
+    { workers: 2, dtype: "f32" },
+    { workers: 1, dtype: "u8" },
+    { workers: 2, dtype: "u8" },
+  ] as const;
   const loaders = await Promise.all(
-    [1, 2].map((w) => DataLoader.open(dir, { batchSize: 128, workers: w, seed: 0, tail: "pad" })),
+    configs.map((c) => DataLoader.open(dir, { batchSize: 128, seed: 0, tail: "pad", ...c })),
   );
   const rows = new Map<string, { rate: number[]; cpuRate: number[] }>();
   const add = (name: string, r: { rate: number; cpuRate: number }): void => {
@@ -112,7 +118,10 @@ try {
     row.cpuRate.push(r.cpuRate);
     rows.set(name, row);
   };
-  await kernel(ds, bank, "f32", "auto"); // warm-up (JIT)
+  // Warm-up: JIT, and the loaders' batch buffers (first-touching fresh memory is slow on this
+  // kind of VM; a training run pays it once, in its first batches).
+  await kernel(ds, bank, "f32", "auto");
+  for (const L of loaders) await loaderRate(L, 99);
   for (let rep = 0; rep < R; rep++) {
     add("PIL decode+flip (1 process)", pil(dir, false));
     add("PIL decode+flip+normalise (1 process)", pil(dir, true));
@@ -122,8 +131,11 @@ try {
       "mfr kernel f32, sharp decode (1 thread)",
       await kernel(ds, bank, "f32", "sharp", Math.min(ds.length, 200)),
     );
-    add("mfr loader f32, 1 worker", await loaderRate(loaders[0]!, rep));
-    add("mfr loader f32, 2 workers", await loaderRate(loaders[1]!, rep));
+    for (const [i, c] of configs.entries())
+      add(
+        `mfr loader ${c.dtype}, ${c.workers} worker${c.workers > 1 ? "s" : ""}`,
+        await loaderRate(loaders[i]!, rep),
+      );
   }
   await Promise.all(loaders.map((l) => l.close()));
   ds.close();

@@ -75,8 +75,9 @@ export function unpackIR(rec: Buffer): { header: IRHeader; payload: Buffer } {
   const header = {
     flag,
     label,
-    id: Number(rec.readBigUInt64LE(8)),
-    id2: Number(rec.readBigUInt64LE(16)),
+    // uint64 as two halves: exact up to 2^53, and no BigInt per record in the hot path.
+    id: rec.readUInt32LE(8) + rec.readUInt32LE(12) * 4294967296,
+    id2: rec.readUInt32LE(16) + rec.readUInt32LE(20) * 4294967296,
   };
   return { header, payload: rec.subarray(IRHEADER_SIZE + extra) };
 }
@@ -90,7 +91,24 @@ export function firstLabel(h: IRHeader): number {
  * Reads the record starting at `offset` of an open file. Returns the payload (parts joined) and
  * the offset just past it. Throws a plain Error describing what is wrong.
  */
-export function readRecordAt(fd: number, offset: number, fileSize: number, scratch?: Buffer): Buffer {
+export function readRecordAt(fd: number, offset: number, fileSize: number): Buffer {
+  // Fast path: one read covers header and payload of a typical (single-part, < 16 KB) record.
+  const want = Math.min(FIRST_READ, fileSize - offset);
+  if (want >= 8) {
+    const buf = Buffer.allocUnsafe(want);
+    const got = readSync(fd, buf, 0, want, offset);
+    const lrec = buf.readUInt32LE(4);
+    const len = lrec & MAX_PART;
+    if (buf.readUInt32LE(0) === RECORDIO_MAGIC && lrec >>> 29 === 0 && 8 + len <= got)
+      return buf.subarray(8, 8 + len);
+  }
+  return readRecordParts(fd, offset, fileSize);
+}
+
+const FIRST_READ = 16384;
+
+/** The general path: part by part, with an error for each way a record can be broken. */
+function readRecordParts(fd: number, offset: number, fileSize: number): Buffer {
   const head = Buffer.allocUnsafe(8);
   const parts: Buffer[] = [];
   let pos = offset;
@@ -109,10 +127,7 @@ export function readRecordAt(fd: number, offset: number, fileSize: number, scrat
       );
     if (parts.length === 0 && (cflag === 2 || cflag === 3))
       throw new Error(`record at byte ${pos} starts with a continuation part (cflag ${cflag})`);
-    const buf =
-      scratch && parts.length === 0 && len <= scratch.length
-        ? scratch.subarray(0, len)
-        : Buffer.allocUnsafe(len);
+    const buf = Buffer.allocUnsafe(len);
     if (len > 0) readSync(fd, buf, 0, len, pos + 8);
     parts.push(buf);
     pos += 8 + ((len + 3) & ~3);

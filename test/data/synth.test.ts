@@ -86,3 +86,25 @@ test("a synthetic folder packed by mfr pack is byte-identical to synth --format 
   for (const f of ["train.rec", "train.idx", "property"])
     assert.deepEqual(readFileSync(path.join(c, f)), readFileSync(path.join(b, f)), f);
 });
+
+test("rendering in worker threads writes the same dataset as rendering in-line", async () => {
+  const a = tmp("synth");
+  const b = tmp("synth");
+  await synthesizeDataset({
+    out: a,
+    identities: 4,
+    imagesPerIdentity: 2,
+    seed: 8,
+    format: "rec",
+    workers: 0,
+  });
+  await synthesizeDataset({
+    out: b,
+    identities: 4,
+    imagesPerIdentity: 2,
+    seed: 8,
+    format: "rec",
+    workers: 2,
+  });
+  assert.deepEqual(readFileSync(path.join(a, "train.rec")), readFileSync(path.join(b, "train.rec")));
+});

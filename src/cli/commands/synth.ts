@@ -18,6 +18,7 @@ export function registerSynth(program: Command): void {
     .requiredOption("--images-per-identity <n>", "images per identity")
     .option("--seed <n>", "random seed", "0")
     .option("--format <f>", "folder (<id>/<n>.jpg) or rec (train.rec/.idx + property)", "folder")
+    .option("--workers <n>", "rendering threads (default: up to 4 for 2000+ images)")
     .action(
       async (o: {
         out: string;

@@ -38,6 +38,17 @@ export function renderFace(id: Identity, v: Variation, size = 112, noiseSeed = 0
   const cos = Math.cos(-v.rotation);
   const sin = Math.sin(-v.rotation);
   const [lx, ly, lz] = v.light;
+  const hairSeed = hash32(id.hairline * 1000, id.faceW * 1000);
+  const tiltCos = Math.cos(id.eyeTilt);
+  const tiltSin = Math.sin(id.eyeTilt);
+  // Wavy hair strands: sin over the face's rows, tabulated (trig per pixel was a visible cost).
+  const wave = Float32Array.from({ length: 160 }, (_, i) => Math.sin((i - 20) * 0.18) * 1.2);
+  const waveAt = (w: number): number => wave[Math.max(0, Math.min(159, (w + 20.5) | 0))]!;
+  const hairWave = Float32Array.from(
+    { length: 640 },
+    (_, i) => 1.5 * Math.sin((i / 4 - 20) * 0.35 + (hairSeed % 11)),
+  );
+  const hairWaveAt = (u: number): number => hairWave[Math.max(0, Math.min(639, ((u + 20) * 4 + 0.5) | 0))]!;
   const bgDx = Math.cos(v.bgAngle);
   const bgDy = Math.sin(v.bgAngle);
   // Feature anchors after yaw/pitch (inner features slide over the head's outline).
@@ -48,7 +59,6 @@ export function renderFace(id: Identity, v: Variation, size = 112, noiseSeed = 0
   const mX = cx + v.yaw * 4.5;
   const mY = id.mouthY + v.pitch * 2.5;
   const eyeRY = id.eyeRY * v.eyeOpen;
-  const hairSeed = hash32(id.hairline * 1000, id.faceW * 1000);
   const headH = (vv: number): number => (vv <= cy ? cy - id.faceTop : id.chinY - cy);
   const widthAt = (vv: number): number => {
     if (vv <= cy) {
@@ -58,11 +68,11 @@ export function renderFace(id: Identity, v: Variation, size = 112, noiseSeed = 0
     const t = (vv - cy) / (id.chinY - cy);
     return t >= 1 ? 0 : id.faceW * Math.pow(1 - Math.pow(t, id.jaw), 1 / id.jaw);
   };
-  // The head's half width by height, tabulated every 1/8 px (pow per pixel is costly).
-  const LUT_STEP = 8;
+  // The head's half width by height, tabulated every 1/4 px (pow per pixel is costly).
+  const LUT_STEP = 4;
   const widths = Float32Array.from({ length: 140 * LUT_STEP }, (_, i) => widthAt(i / LUT_STEP - 10));
   const halfWidth = (vv: number): number => {
-    const i = Math.round((vv + 10) * LUT_STEP);
+    const i = ((vv + 10) * LUT_STEP + 0.5) | 0;
     return i < 0 || i >= widths.length ? 0 : (widths[i] as number);
   };
   const lit = (nx: number, ny: number, nz: number): number =>
@@ -109,7 +119,7 @@ export function renderFace(id: Identity, v: Variation, size = 112, noiseSeed = 0
         const tt = (cy - w) / (cy - id.faceTop + vol);
         const hw = w > cy ? id.faceW + vol * 0.6 : tt >= 1 ? 0 : (id.faceW + vol) * Math.sqrt(1 - tt * tt);
         if (hw > 0) {
-          const strand = hash3(Math.floor(u * 1.3 + Math.sin(w * 0.18) * 1.2), 7, hairSeed) / 4294967296;
+          const strand = hash3(Math.floor(u * 1.3 + waveAt(w)), 7, hairSeed) / 4294967296;
           const sh = (0.78 + 0.22 * strand) * (0.7 + 0.3 * lit((u - cx) / hw, -0.5, 0.6));
           mix(id.hair, cover(au - hw) * cover(w - id.hairSides), sh);
         }
@@ -168,7 +178,7 @@ export function renderFace(id: Identity, v: Variation, size = 112, noiseSeed = 0
             cov = Math.max(cov, cover((gr - 1) * 8));
           } else if (kind === "full" || kind === "stubble") {
             // Below a line from the sideburns (high at the sides) to under the nose.
-            const top = noseY + 2 - (au / id.faceW) ** 2 * 14;
+            const top = noseY + 2 - ((au * au) / (id.faceW * id.faceW)) * 14;
             cov = Math.max(cov, cover(top - w) * cover(w - id.chinY + 1));
           }
           if (cov > 0) {
@@ -197,8 +207,8 @@ export function renderFace(id: Identity, v: Variation, size = 112, noiseSeed = 0
         for (let e = 0; e < 2; e++) {
           const sgn = e === 0 ? -1 : 1;
           const ex = eyeX[e] as number;
-          const tc = Math.cos(sgn * id.eyeTilt);
-          const ts = Math.sin(sgn * id.eyeTilt);
+          const tc = tiltCos;
+          const ts = sgn * tiltSin;
           const a = (u - ex) * tc + (w - eyeY) * ts;
           const bb = -(u - ex) * ts + (w - eyeY) * tc;
           if (Math.abs(a) < id.eyeRX * 1.8 && Math.abs(bb) < 9) {
@@ -235,11 +245,11 @@ export function renderFace(id: Identity, v: Variation, size = 112, noiseSeed = 0
         // Hair over the forehead and the sides of the face.
         if (!id.bald) {
           const rel = au / id.faceW;
-          const line = id.hairline + 6 * rel * rel + 1.5 * Math.sin(u * 0.35 + (hairSeed % 11));
+          const line = id.hairline + 6 * rel * rel + hairWaveAt(u);
           const side = rel > 0.84 && w < id.hairSides ? cover((0.84 - rel) * id.faceW) : 0;
           const front = cover(w - line);
           // Strands: streaks along the hair's fall, slightly wavy.
-          const strand = hash3(Math.floor(u * 1.3 + Math.sin(w * 0.18) * 1.2), 7, hairSeed) / 4294967296;
+          const strand = hash3(Math.floor(u * 1.3 + waveAt(w)), 7, hairSeed) / 4294967296;
           const n = 0.78 + 0.22 * strand;
           mix(
             id.hair,
@@ -258,7 +268,7 @@ export function renderFace(id: Identity, v: Variation, size = 112, noiseSeed = 0
           const a = Math.abs(u - ex) / rx;
           const bb = Math.abs(w - eyeY - 1) / ry;
           if (a > 1.4 || bb > 1.4) continue;
-          const rr = gl.round ? len(a, bb) : Math.pow(a ** 4 + bb ** 4, 0.25);
+          const rr = gl.round ? len(a, bb) : Math.sqrt(Math.sqrt(a * a * a * a + bb * bb * bb * bb));
           if (rr < 1) mix(LENS, 0.1);
           mix(gl.colour, cover(Math.abs(rr - 1) * ry - gl.thick / 2));
         }
