@@ -8,11 +8,6 @@ export const HIST_BINS = 8192;
 export const HIST_MIN = -1.001;
 export const HIST_MAX = 1.001;
 
-export function binOf(v: number): number {
-  const b = Math.floor(((v - HIST_MIN) / (HIST_MAX - HIST_MIN)) * HIST_BINS);
-  return b < 0 ? 0 : b >= HIST_BINS ? HIST_BINS - 1 : b;
-}
-
 export function binLow(b: number): number {
   return HIST_MIN + ((HIST_MAX - HIST_MIN) * b) / HIST_BINS;
 }

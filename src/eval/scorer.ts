@@ -35,13 +35,18 @@ export class PairScorer {
   readonly #genuine = new Map<number, Int32Array>();
   #cached = 0;
 
-  /** embeddings: [n, D] float32, L2-normalised, rows already in layout order. */
+  /**
+   * embeddings: [n, D] in the input's row order (any float dtype). Each tile gathers its rows in
+   * layout order and L2-normalises them (cosine scores), tile by tile so that no second copy of
+   * the whole matrix is ever made.
+   */
   constructor(embeddings: T.Tensor, layout: Layout, gemm: GemmKind = "onednn") {
     this.gemm = gemm;
     this.#layout = layout;
     this.#tiles = layout.tiles.map((tile) =>
       T.scope(() => {
-        const rows = embeddings.narrow(0, tile.start, tile.end - tile.start).contiguous();
+        const at = T.tensor(layout.order.subarray(tile.start, tile.end)).to("i64");
+        const rows = T.normalize(embeddings.indexSelect(0, at).float()).contiguous();
         return (gemm === "onednn" ? T.wrap(T.callOp(OP.toMkldnn, rows, null)) : rows).keep();
       }),
     );
@@ -78,7 +83,8 @@ export class PairScorer {
       const flat = scores.view(-1);
       const at = T.tensor(idx, { dtype: "i32" }).to("i64");
       genuine = flat.indexSelect(0, at).data() as Float32Array;
-      T.callOp(OP.indexFill, flat, 0, at, -Infinity);
+      // In place; the op returns a second handle on the block, which the scope must free too.
+      T.wrap(T.callOp(OP.indexFill, flat, 0, at, -Infinity));
     }
     return { scores, genuine };
   }

@@ -25,6 +25,11 @@ export class TopScores {
     return Math.min(this.#len, this.k);
   }
 
+  /** Whether k scores are held (then floor is the k-th largest so far, or higher). */
+  get full(): boolean {
+    return this.#floor > -Infinity;
+  }
+
   push(scores: Float32Array): void {
     const floor = this.#floor;
     for (let i = 0; i < scores.length; i++) {
@@ -33,6 +38,8 @@ export class TopScores {
       if (this.#len === this.#buf.length) this.#grow();
       this.#buf[this.#len++] = v;
     }
+    // Raise the floor as soon as k are held, so that callers can filter by it from then on.
+    if (this.#floor === -Infinity && this.#len >= this.k) this.#prune();
   }
 
   #grow(): void {
@@ -48,9 +55,10 @@ export class TopScores {
   /** Keeps exactly the k largest and raises the floor to the k-th largest. */
   #prune(): void {
     if (this.#len <= this.k) return;
-    this.#buf.subarray(0, this.#len).sort();
-    this.#floor = this.#buf[this.#len - this.k]!;
-    this.#buf.copyWithin(0, this.#len - this.k, this.#len);
+    const cut = this.#len - this.k;
+    selectNth(this.#buf, 0, this.#len, cut);
+    this.#floor = this.#buf[cut]!;
+    this.#buf.copyWithin(0, cut, this.#len);
     this.#len = this.k;
   }
 
@@ -59,5 +67,42 @@ export class TopScores {
     this.#prune();
     const out = this.#buf.slice(0, this.#len).sort().reverse();
     return out;
+  }
+}
+
+/**
+ * Rearranges a[from, to) so that a[n] holds the value sorted order puts there, with nothing
+ * greater before it and nothing smaller after it (quickselect, median-of-three, linear time on
+ * average; the buffer is pruned often, so a full sort each time would dominate).
+ */
+function selectNth(a: Float32Array, from: number, to: number, n: number): void {
+  let lo = from;
+  let hi = to - 1;
+  while (hi > lo) {
+    if (hi - lo < 16) {
+      a.subarray(lo, hi + 1).sort();
+      return;
+    }
+    const mid = (lo + hi) >>> 1;
+    const x = a[lo]!;
+    const y = a[mid]!;
+    const z = a[hi]!;
+    const pivot = x < y ? (y < z ? y : x < z ? z : x) : x < z ? x : y < z ? z : y;
+    let i = lo;
+    let j = hi;
+    while (i <= j) {
+      while (a[i]! < pivot) i++;
+      while (a[j]! > pivot) j--;
+      if (i <= j) {
+        const t = a[i]!;
+        a[i] = a[j]!;
+        a[j] = t;
+        i++;
+        j--;
+      }
+    }
+    if (n <= j) hi = j;
+    else if (n >= i) lo = i;
+    else return;
   }
 }

@@ -20,8 +20,7 @@ export interface ScoredPair {
  */
 export function engineScores(input: PairEvalInput, blockSize: number): ScoredPair[] {
   const layout = prepareLayout(input, blockSize);
-  const x = T.normalize(input.embeddings.float()).indexSelect(0, T.tensor(layout.order).to("i64"));
-  const scorer = new PairScorer(x, layout);
+  const scorer = new PairScorer(input.embeddings, layout);
   const out: ScoredPair[] = [];
   for (const b of layout.blocks)
     T.scope(() => {
@@ -37,7 +36,6 @@ export function engineScores(input: PairEvalInput, blockSize: number): ScoredPai
         }
     });
   scorer.dispose();
-  x.dispose();
   return out;
 }
 

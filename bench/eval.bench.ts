@@ -1,0 +1,177 @@
+// Exact TPR@FPR over all pairs at scale: N = 50 000 x 512 (1.25 billion pairs, four subsets),
+// wall time and peak memory, the fraction of this machine's float32 GEMM rate the scoring keeps,
+// and numpy + sklearn-style ROC (sort every pair score) side by side on a smaller N.
+// `npm run bench eval`, or `node --import tsx bench/eval.bench.ts`.
+// Knobs: BENCH_EVAL_N (50000), BENCH_EVAL_DIM (512), BENCH_EVAL_BLOCK (2048), BENCH_EVAL_NUMPY_N
+// (12000; 0 skips numpy), BENCH_THREADS (all cores), BENCH_PYTHON (/usr/bin/python3).
+import { spawnSync } from "node:child_process";
+import fs from "node:fs";
+import { availableParallelism, freemem, totalmem } from "node:os";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+import * as T from "../src/torch/index.ts";
+import { evaluatePairs, evaluationJson, type PairEvaluation } from "../src/eval/index.ts";
+
+const env = process.env;
+const N = Number(env.BENCH_EVAL_N ?? 50_000);
+const DIM = Number(env.BENCH_EVAL_DIM ?? 512);
+const BLOCK = Number(env.BENCH_EVAL_BLOCK ?? 2048);
+const NUMPY_N = Number(env.BENCH_EVAL_NUMPY_N ?? 12_000);
+const threads = Number(env.BENCH_THREADS ?? availableParallelism());
+const python = env.BENCH_PYTHON ?? "/usr/bin/python3";
+const FPRS = ["1e-6", "1e-5", "1e-4"];
+const here = path.dirname(fileURLToPath(import.meta.url));
+const out = path.join(here, "out");
+
+T.setNumThreads(threads);
+T.manualSeed(0);
+
+/** 10 images per identity, half of them masked (noisier), rows grouped by identity. */
+function synthetic(n: number) {
+  const labels = Int32Array.from({ length: n }, (_, i) => Math.floor(i / 10));
+  const groups = Uint8Array.from({ length: n }, (_, i) => i % 2);
+  const embeddings = T.scope(() => {
+    const ids = T.randn([Math.ceil(n / 10), DIM]);
+    const noise = T.randn([n, DIM]).mul(
+      T.tensor(
+        Float32Array.from(groups, (g) => (g ? 2.2 : 1.7)),
+        { shape: [n, 1] },
+      ),
+    );
+    return T.normalize(ids.indexSelect(0, T.tensor(labels).to("i64")).add(noise)).keep();
+  });
+  return { embeddings, labels, groups };
+}
+
+/** oneDNN's float32 GEMM on the block shape, no post-processing: the machine's rate. */
+function gemmRate(x: T.Tensor, reps = 8): number {
+  const toMkldnn = T.opId("aten::to_mkldnn");
+  const linear = T.opId("aten::mkldnn_linear");
+  const [a, b] = [0, 1].map((i) =>
+    T.wrap(T.callOp(toMkldnn, x.narrow(0, i * BLOCK, BLOCK).contiguous(), null)).keep(),
+  ) as [T.Tensor, T.Tensor];
+  const times: number[] = [];
+  for (let r = 0; r < reps + 1; r++) {
+    const t0 = performance.now();
+    T.scope(() => T.wrap(T.callOp(linear, a, b, null)));
+    if (r > 0) times.push(performance.now() - t0);
+  }
+  a.dispose();
+  b.dispose();
+  times.sort((p, q) => p - q);
+  return (2 * BLOCK * BLOCK * DIM) / (times[times.length >> 1]! / 1000) / 1e9;
+}
+
+async function runMfr(input: ReturnType<typeof synthetic>) {
+  let peakRss = process.memoryUsage().rss;
+  const before = peakRss;
+  const t0 = performance.now();
+  const ev = await evaluatePairs(input, {
+    fpr: FPRS,
+    blockSize: BLOCK,
+    onProgress: () => (peakRss = Math.max(peakRss, process.memoryUsage().rss)),
+  });
+  const seconds = (performance.now() - t0) / 1000;
+  return { ev, seconds, peakRss, rssGrowth: peakRss - before };
+}
+
+function runNumpy(input: ReturnType<typeof synthetic>, m: number) {
+  fs.mkdirSync(out, { recursive: true });
+  const files = ["e", "l", "g"].map((f) => path.join(out, `eval-numpy-${f}.npy`)) as [string, string, string];
+  T.scope(() => {
+    T.saveNpy(files[0], input.embeddings.narrow(0, 0, m));
+    T.saveNpy(files[1], T.tensor(input.labels.subarray(0, m)).to("i64"));
+    T.saveNpy(files[2], T.tensor(input.groups.subarray(0, m)));
+  });
+  const r = spawnSync(python, [path.join(here, "eval_numpy.py"), ...files, FPRS.join(",")], {
+    encoding: "utf8",
+    maxBuffer: 1 << 20,
+  });
+  for (const f of files) fs.rmSync(f, { force: true });
+  if (r.status !== 0) throw new Error(`numpy side failed: ${r.stderr}`);
+  return JSON.parse(r.stdout) as {
+    seconds: number;
+    gemmSeconds: number;
+    rocSeconds: number;
+    peakRssBytes: number;
+    subsets: PairEvaluation["subsets"];
+  };
+}
+
+const gb = (b: number) => `${(b / 2 ** 30).toFixed(2)} GiB`;
+const pairsOf = (n: number) => (n * (n - 1)) / 2;
+
+const input = synthetic(N);
+const rateBefore = gemmRate(input.embeddings);
+const big = await runMfr(input);
+const rateAfter = gemmRate(input.embeddings);
+const machineRate = Math.max(rateBefore, rateAfter);
+const scoringRate = (2 * pairsOf(N) * DIM) / big.seconds / 1e9;
+console.log(`mfr eval, N = ${N} x ${DIM} (${(pairsOf(N) / 1e9).toFixed(3)} G pairs), ${threads} threads`);
+console.log(
+  `  wall ${big.seconds.toFixed(1)} s, peak RSS ${gb(big.peakRss)} (+${gb(big.rssGrowth)} during eval), ` +
+    `passes ${big.ev.info.passes.join("+")}, phases ${JSON.stringify(big.ev.info.seconds, (_k, v: unknown) => (typeof v === "number" ? Number(v.toFixed(2)) : v))}`,
+);
+console.log(
+  `  float32 GEMM (oneDNN, ${BLOCK}x${DIM} by ${DIM}x${BLOCK}): ${rateBefore.toFixed(1)} GFLOP/s before, ` +
+    `${rateAfter.toFixed(1)} after; scoring ${scoringRate.toFixed(1)} GFLOP/s = ${(scoringRate / machineRate).toFixed(3)} of the GEMM rate`,
+);
+console.log(`  ${evaluationJson(big.ev)}`);
+
+const report: Record<string, unknown> = {
+  n: N,
+  dim: DIM,
+  block: BLOCK,
+  threads,
+  pairs: pairsOf(N),
+  mfr: {
+    seconds: big.seconds,
+    peakRssBytes: big.peakRss,
+    rssGrowthBytes: big.rssGrowth,
+    passes: big.ev.info.passes,
+  },
+  gemmGflops: { before: rateBefore, after: rateAfter },
+  scoringGflops: scoringRate,
+  fractionOfGemm: scoringRate / machineRate,
+  result: JSON.parse(evaluationJson(big.ev)) as unknown,
+};
+
+if (NUMPY_N > 0) {
+  const m = Math.min(NUMPY_N, N);
+  const sub = {
+    embeddings: input.embeddings.narrow(0, 0, m),
+    labels: input.labels.subarray(0, m),
+    groups: input.groups.subarray(0, m),
+  };
+  const small = await runMfr(sub);
+  const np = runNumpy(input, m);
+  // numpy's footprint grows with the pairs; the largest N whose peak fits in this machine's memory:
+  const perPair = np.peakRssBytes / pairsOf(m);
+  const nMax = Math.floor(Math.sqrt((2 * totalmem()) / perPair));
+  console.log(`\nside by side, N = ${m} (${(pairsOf(m) / 1e6).toFixed(1)} M pairs)`);
+  console.log(
+    `  mfr:   ${small.seconds.toFixed(1)} s, peak RSS ${gb(small.peakRss)}, phases ${JSON.stringify(small.ev.info.seconds)}`,
+  );
+  console.log(
+    `  numpy: ${np.seconds.toFixed(1)} s (GEMM ${np.gemmSeconds.toFixed(1)} s, sort-based ROC ${np.rocSeconds.toFixed(1)} s), ` +
+      `peak RSS ${gb(np.peakRssBytes)} (${perPair.toFixed(1)} B/pair: N <= ~${nMax} fits ${gb(totalmem())}, ${gb(freemem())} free now)`,
+  );
+  for (const name of Object.keys(np.subsets) as (keyof PairEvaluation["subsets"])[]) {
+    const a = small.ev.subsets[name]!;
+    const b = np.subsets[name]!;
+    const cells = FPRS.map(
+      (k) =>
+        `${k}: ${a.tpr[k]?.toFixed(5)} / ${b.tpr[k]?.toFixed(5)} (τ ${a.threshold[k]} / ${b.threshold[k]})`,
+    );
+    console.log(`  ${name.padEnd(18)} TPR mfr / numpy  ${cells.join("  ")}`);
+  }
+  report.sideBySide = {
+    n: m,
+    mfr: { seconds: small.seconds, peakRssBytes: small.peakRss, subsets: small.ev.subsets },
+    numpy: { ...np, bytesPerPair: perPair, largestNFitting: nMax },
+  };
+}
+
+fs.mkdirSync(out, { recursive: true });
+fs.writeFileSync(path.join(out, "eval.json"), JSON.stringify(report, null, 1) + "\n");
+console.log(`\nwritten ${path.relative(process.cwd(), path.join(out, "eval.json"))}`);
