@@ -4,7 +4,7 @@
 import { parentPort } from "node:worker_threads";
 import sharp from "sharp";
 import { FileCache, readSample } from "./dataset.ts";
-import { ImageDecoder, writeSample } from "./decode.ts";
+import { ImageDecoder, flipInPlace, sampleElements, writeSample } from "./decode.ts";
 import { MaskBank } from "./mask/render.ts";
 import type { ItemResult, WorkerInit, WorkerReply, WorkerTask } from "./worker-protocol.ts";
 
@@ -22,6 +22,10 @@ const files = new FileCache();
 let queue: Promise<void> = Promise.resolve();
 
 const reply = (m: WorkerReply): void => port.postMessage(m);
+const maskBank = (): MaskBank => {
+  if (!bank) throw new Error("mask requested but the worker has no mask bank");
+  return bank;
+};
 
 async function setup(m: WorkerInit): Promise<void> {
   init = m;
@@ -38,17 +42,25 @@ async function run(task: WorkerTask): Promise<void> {
   const t0 = performance.now();
   const spec = init.spec;
   const out = spec.dtype === "f32" ? new Float32Array(task.buffer) : new Uint8Array(task.buffer);
+  // u8 NHWC rows have exactly the decoder's layout: decode, mask and flip in the batch itself.
+  const direct = spec.dtype === "u8" && spec.layout === "nhwc";
+  const row = sampleElements(spec);
   const results: ItemResult[] = [];
   for (const it of task.items) {
     try {
       const { label, bytes } = readSample(it.loc, files);
-      const d = decoder.decode(bytes);
-      const rgb = d instanceof Promise ? await d : d;
-      if (it.mask >= 0) {
-        if (!bank) throw new Error("mask requested but the worker has no mask bank");
-        bank.apply(rgb, spec.size, it.mask);
+      if (direct) {
+        const target = Buffer.from(task.buffer, it.slot * row, row);
+        const d = decoder.decodeInto(bytes, target);
+        if (d instanceof Promise) await d;
+        if (it.mask >= 0) maskBank().apply(target, spec.size, it.mask);
+        if (it.flip) flipInPlace(target, spec.size);
+      } else {
+        const d = decoder.decode(bytes);
+        const rgb = d instanceof Promise ? await d : d;
+        if (it.mask >= 0) maskBank().apply(rgb, spec.size, it.mask);
+        writeSample(rgb, it.flip, out, it.slot, spec);
       }
-      writeSample(rgb, it.flip, out, it.slot, spec);
       results.push({ slot: it.slot, ok: true, label });
     } catch (e) {
       results.push({

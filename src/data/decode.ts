@@ -57,6 +57,28 @@ export class ImageDecoder {
     return this.decodeWithSharp(bytes);
   }
 
+  /**
+   * Decodes into `target` (size x size x 3 bytes, e.g. a row of a shared batch buffer):
+   * libjpeg-turbo writes there directly, so the u8 NHWC path copies no pixels at all.
+   */
+  decodeInto(bytes: Buffer, target: Buffer): Buffer | Promise<Buffer> {
+    if (this.choice === "auto" && isJpeg(bytes)) {
+      try {
+        const r = jpegTurbo.decompressSync(bytes, target, { format: jpegTurbo.FORMAT_RGB });
+        if (r.width === this.size && r.height === this.size) {
+          this.stats.turbo++;
+          return target;
+        }
+      } catch {
+        // As in decode(): sharp overwrites whatever a failed attempt left in target.
+      }
+    }
+    return this.decodeWithSharp(bytes).then((rgb) => {
+      target.set(rgb);
+      return target;
+    });
+  }
+
   private async decodeWithSharp(bytes: Buffer): Promise<Uint8Array> {
     this.stats.sharp++;
     const { data, info } = await sharp(bytes, { failOn: "warning" })
@@ -84,6 +106,25 @@ export function writeSample(
   if (spec.layout === "nhwc") writeNhwc(rgb, flip, out, slot, spec.size);
   else if (out instanceof Float32Array) writeNchwF32(rgb, flip, out, slot, spec.size);
   else writeNchwU8(rgb, flip, out, slot, spec.size);
+}
+
+/** Mirrors HWC RGB rows in place (the u8 NHWC path, where the decoder wrote the batch row). */
+export function flipInPlace(rgb: Uint8Array, S: number): void {
+  for (let y = 0; y < S; y++) {
+    let a = y * S * 3;
+    let b = a + (S - 1) * 3;
+    for (; a < b; a += 3, b -= 3) {
+      const r = rgb[a]!;
+      const g = rgb[a + 1]!;
+      const bl = rgb[a + 2]!;
+      rgb[a] = rgb[b]!;
+      rgb[a + 1] = rgb[b + 1]!;
+      rgb[a + 2] = rgb[b + 2]!;
+      rgb[b] = r;
+      rgb[b + 1] = g;
+      rgb[b + 2] = bl;
+    }
+  }
 }
 
 // One small function per output kind: each stays monomorphic, which V8 compiles to a tight loop

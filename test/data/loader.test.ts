@@ -190,3 +190,27 @@ test("an undecodable image in a folder dataset is skipped with a warning naming 
     await L.close();
   }
 });
+
+test("the zero-copy u8 NHWC path gives the same pixels, flips and masks as f32 NCHW", async () => {
+  const dir = await tinyRec(3, 2);
+  const o = { batchSize: 6, workers: 1, seed: 4, maskProb: 0.6, maskVariants: 2 } as const;
+  const f = await DataLoader.open(dir, o);
+  const u = await DataLoader.open(dir, { ...o, dtype: "u8", layout: "nhwc" });
+  try {
+    const [a] = await collect(f.epoch(0));
+    const [b] = await collect(u.epoch(0));
+    assert.deepEqual(a!.masked, b!.masked);
+    assert.deepEqual(a!.flipped, b!.flipped);
+    assert.ok(a!.masked.some((m) => m === 1) && a!.flipped.some((x) => x === 1));
+    const P = 112 * 112;
+    for (let n = 0; n < 6; n++)
+      for (let p = 0; p < P; p += 7)
+        for (let c = 0; c < 3; c++) {
+          const fv = a!.images[n * 3 * P + c * P + p]!;
+          assert.equal(Math.round(fv * 127.5 + 127.5), b!.images[(n * P + p) * 3 + c]);
+        }
+  } finally {
+    await f.close();
+    await u.close();
+  }
+});
