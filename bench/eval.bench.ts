@@ -137,7 +137,9 @@ const report: Record<string, unknown> = {
 };
 
 if (NUMPY_N > 0) {
-  const m = Math.min(NUMPY_N, N);
+  // numpy needs ~100 bytes per pair (scores, labels, argsort, cumulative counts): stay within
+  // half of the memory free now, since the machine is shared.
+  const m = Math.min(NUMPY_N, N, Math.floor(Math.sqrt(freemem() / 100)));
   const sub = {
     embeddings: input.embeddings.narrow(0, 0, m),
     labels: input.labels.subarray(0, m),
