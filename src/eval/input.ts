@@ -33,3 +33,32 @@ export function loadPairInput(files: { embeddings: string; labels: string; group
     );
   return { embeddings, labels, groups };
 }
+
+export function checkPairInput(input: PairEvalInput): { labels: Int32Array; groups: Uint8Array | undefined } {
+  const e = input.embeddings;
+  if (e.ndim !== 2) throw new Error(`embeddings must be [N, D], got [${e.shape.join(", ")}]`);
+  const n = e.size(0);
+  if (input.labels.length !== n)
+    throw new Error(`labels has ${input.labels.length} entries, embeddings ${n} rows`);
+  const finite = T.scope(() => e.isfinite().all().item());
+  if (!finite) throw new Error("embeddings contain NaN or infinite values");
+  const ids = new Map<number, number>();
+  const labels = Int32Array.from({ length: n }, (_, i) => {
+    const l = Number(input.labels[i]);
+    let id = ids.get(l);
+    if (id === undefined) ids.set(l, (id = ids.size));
+    return id;
+  });
+  let groups: Uint8Array | undefined;
+  if (input.groups !== undefined) {
+    if (input.groups.length !== n)
+      throw new Error(`groups has ${input.groups.length} entries, embeddings ${n} rows`);
+    groups = Uint8Array.from({ length: n }, (_, i) => {
+      const g = Number(input.groups![i]);
+      if (g !== 0 && g !== 1)
+        throw new Error(`groups[${i}] is ${g}; groups must be 0 (unmasked) or 1 (masked)`);
+      return g;
+    });
+  }
+  return { labels, groups };
+}

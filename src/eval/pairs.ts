@@ -9,15 +9,7 @@
 // radix passes (radix.ts). Each rank scores its share of blocks; collectives combine.
 import * as T from "../torch/index.ts";
 import { type Collectives, singleProcess } from "./collectives.ts";
-import {
-  type CurvePoint,
-  HIST_BINS,
-  HIST_MAX,
-  HIST_MIN,
-  countAbove,
-  fprGrid,
-  gridThresholds,
-} from "./curve.ts";
+import { type CurvePoint, HIST_BINS, countAbove, fprGrid, gridThresholds, sampleHistogram } from "./curve.ts";
 import { type TargetFpr, fprOf, thresholdRank } from "./fpr.ts";
 import {
   type Block,
@@ -30,6 +22,7 @@ import {
 import { resolveByRadix } from "./radix-pass.ts";
 import { type GemmKind, PairScorer } from "./scorer.ts";
 import { TopScores } from "./topk.ts";
+import { checkPairInput } from "./input.ts";
 import { valuesAbove } from "./extract.ts";
 
 export const DEFAULT_FPRS = ["1e-6", "1e-5", "1e-4"] as const;
@@ -106,24 +99,6 @@ interface SubsetPlan {
   keep: number;
   /** Group subsets that make it up ("all" = every source). */
   sources: Source[];
-}
-
-const OP_BINCOUNT = T.opId("aten::bincount");
-
-/**
- * Adds a histogram of scores (HIST_BINS bins over [HIST_MIN, HIST_MAX)) to acc. Masked pairs
- * (-inf) and anything below the range land in an extra bin that is dropped. Not aten::histc:
- * it costs ~50 ns per value here, this ~5.
- */
-function sampleHistogram(scores: T.Tensor, acc: Float64Array): void {
-  const scaled = scores.sub(HIST_MIN).mul(HIST_BINS / (HIST_MAX - HIST_MIN));
-  const bins = scaled
-    .clamp(-1, HIST_BINS - 1)
-    .floor()
-    .to("i64")
-    .add(1);
-  const counts = T.wrap(T.callOp(OP_BINCOUNT, bins.reshape(-1), null, HIST_BINS + 1)).data() as BigInt64Array;
-  for (let i = 0; i < HIST_BINS; i++) if (counts[i + 1] !== 0n) acc[i]! += Number(counts[i + 1]);
 }
 
 export async function evaluatePairs(
@@ -309,37 +284,8 @@ async function forBlocks(
 
 /** Checks the input and lays its rows out in tiles (also used by the brute-force reference). */
 export function prepareLayout(input: PairEvalInput, blockSize: number): Layout {
-  const { labels, groups } = checkInput(input);
+  const { labels, groups } = checkPairInput(input);
   return makeLayout(labels, groups, blockSize);
-}
-
-function checkInput(input: PairEvalInput): { labels: Int32Array; groups: Uint8Array | undefined } {
-  const e = input.embeddings;
-  if (e.ndim !== 2) throw new Error(`embeddings must be [N, D], got [${e.shape.join(", ")}]`);
-  const n = e.size(0);
-  if (input.labels.length !== n)
-    throw new Error(`labels has ${input.labels.length} entries, embeddings ${n} rows`);
-  const finite = T.scope(() => e.isfinite().all().item());
-  if (!finite) throw new Error("embeddings contain NaN or infinite values");
-  const ids = new Map<number, number>();
-  const labels = Int32Array.from({ length: n }, (_, i) => {
-    const l = Number(input.labels[i]);
-    let id = ids.get(l);
-    if (id === undefined) ids.set(l, (id = ids.size));
-    return id;
-  });
-  let groups: Uint8Array | undefined;
-  if (input.groups !== undefined) {
-    if (input.groups.length !== n)
-      throw new Error(`groups has ${input.groups.length} entries, embeddings ${n} rows`);
-    groups = Uint8Array.from({ length: n }, (_, i) => {
-      const g = Number(input.groups![i]);
-      if (g !== 0 && g !== 1)
-        throw new Error(`groups[${i}] is ${g}; groups must be 0 (unmasked) or 1 (masked)`);
-      return g;
-    });
-  }
-  return { labels, groups };
 }
 
 function concat(parts: readonly Float32Array[]): Float32Array {
