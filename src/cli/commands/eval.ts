@@ -86,16 +86,14 @@ export function registerEval(program: Command): void {
           "subset".padEnd(18),
           "genuine".padStart(12),
           "impostor".padStart(14),
-          ...keys.map((k) => `TPR@${k}`.padStart(14)),
+          ...keys.map((k) => `TPR@${k} (τ)`.padStart(20)),
         ].join(" "),
       );
       for (const [name, s] of Object.entries(ev.subsets)) {
         const cells = keys.map((k) => {
           const t = s.tpr[k];
           const tau = s.threshold[k];
-          return (t === null || t === undefined ? "–" : `${t.toFixed(5)} (τ ${tau?.toFixed(3)})`).padStart(
-            14,
-          );
+          return (t === null || t === undefined ? "–" : `${t.toFixed(5)} (${tau?.toFixed(4)})`).padStart(20);
         });
         console.log(
           [name.padEnd(18), String(s.genuine).padStart(12), String(s.impostor).padStart(14), ...cells].join(
