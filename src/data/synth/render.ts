@@ -134,8 +134,10 @@ export function renderFace(id: Identity, v: Variation, size = 112, noiseSeed = 0
         const shade = lit(nx, ny, nz);
         mix(id.skin, headCov, shade);
         // Cheek blush.
-        const bl = len((au - 22) / 9, (w - 78) / 6);
-        if (bl < 1) mix(BLUSH, id.blush * (1 - bl) * headCov, shade);
+        if (Math.abs(au - 22) < 9 && Math.abs(w - 78) < 6) {
+          const bl = len((au - 22) / 9, (w - 78) / 6);
+          if (bl < 1) mix(BLUSH, id.blush * (1 - bl) * headCov, shade);
+        }
         // Moles.
         for (let m = 0; m < id.moles.length; m++) {
           const mole = id.moles[m]!;
@@ -151,11 +153,12 @@ export function renderFace(id: Identity, v: Variation, size = 112, noiseSeed = 0
           const bx = noseX + side * (2.5 + ((w - eyeY) / (noseY - eyeY)) * 2.5);
           darken(0.78, clamp01(1 - Math.abs(u - bx) / 2.2) * Math.abs(lx) * 1.5);
         }
-        for (let sgn = -1; sgn <= 1; sgn += 2) {
-          const d = len((u - noseX - sgn * id.noseW * 0.55) / 1.9, (w - noseY - 1) / 1.1);
-          if (d < 1.6) darken(0.4, cover((d - 1) * 1.1));
-        }
-        {
+        // (Bounding boxes first: most head pixels are far from the nose.)
+        if (Math.abs(w - noseY - 1) < 6 && Math.abs(u - noseX) < id.noseW + 6) {
+          for (let sgn = -1; sgn <= 1; sgn += 2) {
+            const d = len((u - noseX - sgn * id.noseW * 0.55) / 1.9, (w - noseY - 1) / 1.1);
+            if (d < 1.6) darken(0.4, cover((d - 1) * 1.1));
+          }
           const d = len((u - noseX) / (id.noseW + 1), (w - noseY - 3) / 1.6);
           if (d < 1.2) darken(0.82, 1 - d / 1.2);
           const hl = len(u - noseX + lx * 1.5, w - noseY + 2.5);
@@ -163,7 +166,7 @@ export function renderFace(id: Identity, v: Variation, size = 112, noiseSeed = 0
         }
         // Beard / moustache: soft-edged regions, textured with per-position noise that moves
         // with the face.
-        if (id.beard) {
+        if (id.beard && w > noseY - 16) {
           const kind = id.beard.kind;
           const du = u - mX;
           const lipTop = mY - id.lipThick;
