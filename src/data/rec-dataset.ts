@@ -65,9 +65,15 @@ export class RecDataset implements Dataset {
       const b = Math.round(h0.label[1] ?? a);
       this.header0 = [a, b];
       const n = Math.max(0, a - 1);
-      this.keys = new Float64Array(n);
-      this.offsets = new Float64Array(n);
-      for (let k = 1; k < a; k++) {
+      if (this.reader.contiguousFrom === 0 && n < this.reader.length) {
+        // Keys 0..n in order (every InsightFace pack): views, not copies (GBs at WebFace scale).
+        this.keys = keys.subarray(1, a);
+        this.offsets = offsets.subarray(1, a);
+      } else {
+        this.keys = new Float64Array(n);
+        this.offsets = new Float64Array(n);
+      }
+      for (let k = 1; k < a && this.keys.buffer !== keys.buffer; k++) {
         const p = this.reader.positionOf(k);
         if (p < 0)
           throw new RecordIOError(rec, `record 0 says images are keys 1..${a - 1} but key ${k} is missing`);

@@ -304,7 +304,8 @@ export class RecordIOReader {
   readonly size: number;
   readonly index: RecordIndex;
   private readonly byKey = new Map<number, number>();
-  private readonly contiguousFrom: number | null;
+  /** First key when the .idx lists keys k0, k0+1, ... in order (positions are then arithmetic). */
+  readonly contiguousFrom: number | null;
 
   constructor(
     readonly recPath: string,
