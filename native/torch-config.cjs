@@ -40,6 +40,11 @@ function custom(dir) {
 }
 
 const cfg = root ? custom(root) : debian();
+// See compat/torch/csrc/distributed/autograd/context/context.h.
+const distContext = "torch/csrc/distributed/autograd/context/context.h";
+if (!cfg.include.some((dir) => fs.existsSync(path.join(dir, distContext)))) {
+  cfg.include.push(path.join(__dirname, "compat"));
+}
 const libs = ["-ltorch", "-ltorch_cpu", "-lc10"];
 if (cfg.cuda) libs.push("-ltorch_cuda", "-lc10_cuda");
 

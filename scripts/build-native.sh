@@ -5,7 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/../native"
 
 stamp=build/Release/.mfr-source-hash
-hash=$( (cat binding.gyp torch-config.cjs src/*; echo "${MFR_LIBTORCH:-debian}") | sha256sum | cut -d' ' -f1)
+hash=$( (cat binding.gyp torch-config.cjs src/* compat/torch/csrc/distributed/autograd/context/*; echo "${MFR_LIBTORCH:-debian}") | sha256sum | cut -d' ' -f1)
 if [[ -f build/Release/mfr_native.node && -f $stamp && $(cat "$stamp") == "$hash" ]]; then
   exit 0
 fi

@@ -4,6 +4,11 @@
 #include <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>
 #include <torch/csrc/distributed/c10d/TCPStore.hpp>
 #include <torch/csrc/distributed/c10d/Work.hpp>
+#if TORCH_VERSION_MAJOR < 2
+#include <torch/csrc/distributed/c10d/default_comm_hooks.hpp>
+#include <torch/csrc/distributed/c10d/reducer.hpp>
+#define MFR_HAS_REDUCER 1
+#endif
 #include <torch/version.h>
 #ifdef MFR_CUDA
 #include <torch/csrc/distributed/c10d/ProcessGroupNCCL.hpp>
@@ -48,9 +53,20 @@ class WorkWrap : public Napi::ObjectWrap<WorkWrap> {
   explicit WorkWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<WorkWrap>(info) {}
 };
 
+#ifdef MFR_HAS_REDUCER
+// c10d's Reducer is DDP's engine: autograd hooks on the parameters' gradient accumulators launch
+// each bucket's all-reduce as soon as its gradients are ready, overlapping communication with the
+// rest of the backward pass, and average over ranks.
+class ReducerWrap : public Napi::ObjectWrap<ReducerWrap> {
+ public:
+  std::shared_ptr<c10d::Reducer> reducer;
+  explicit ReducerWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<ReducerWrap>(info) {}
+};
+#endif
+
 // Constructors of the calling thread's environment (one environment per thread in Node).
 struct DistCtors {
-  Napi::FunctionReference store, group, work;
+  Napi::FunctionReference store, group, work, reducer;
 };
 thread_local DistCtors* tlsCtors = nullptr;
 
@@ -309,6 +325,50 @@ Napi::Value WorkWaitAsync(const Napi::CallbackInfo& info) {
   return p;
 }
 
+#ifdef MFR_HAS_REDUCER
+// reducerCreate(group, params, bucketCapBytes, firstBucketBytes, fp16Compress)
+Napi::Value ReducerCreate(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  MFR_GUARD_BEGIN
+  GroupWrap* g = Group(env, info[0]);
+  auto params = Tensors(env, info[1], "reducer");
+  size_t cap = static_cast<size_t>(info[2].As<Napi::Number>().Int64Value());
+  size_t first = static_cast<size_t>(info[3].As<Napi::Number>().Int64Value());
+  // Buckets fill in reverse parameter order, roughly the order backward produces gradients.
+  std::vector<int64_t> order(params.size());
+  for (size_t i = 0; i < params.size(); ++i) order[i] = static_cast<int64_t>(params.size() - 1 - i);
+  auto assignment = c10d::compute_bucket_assignment_by_size(params, {first, cap}, std::vector<bool>(params.size(), false), order);
+  auto reducer = std::make_shared<c10d::Reducer>(
+      params, std::get<0>(assignment), std::get<1>(assignment), g->pg, std::vector<bool>(params.size(), false),
+      static_cast<int64_t>(cap), /*find_unused_parameters=*/false, /*gradient_as_bucket_view=*/false,
+      std::unordered_map<size_t, std::string>(), static_cast<int64_t>(first));
+  if (info[4].ToBoolean().Value()) reducer->register_builtin_comm_hook(c10d::BuiltinCommHookType::FP16_COMPRESS);
+  Napi::Object o = tlsCtors->reducer.New({});
+  UnwrapAs<ReducerWrap>(env, o, "reducer")->reducer = reducer;
+  Napi::Array buckets = Napi::Array::New(env, std::get<0>(assignment).size());
+  for (size_t b = 0; b < std::get<0>(assignment).size(); ++b) {
+    buckets.Set(static_cast<uint32_t>(b), Napi::Number::New(env, static_cast<double>(std::get<0>(assignment)[b].size())));
+  }
+  o.Set("bucketSizes", buckets);
+  return o;
+  MFR_GUARD_END(env, "reducer")
+}
+
+// reducerPrepare(reducer): the next backward all-reduces (call once per synchronised backward).
+Napi::Value ReducerPrepare(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  MFR_GUARD_BEGIN
+  UnwrapAs<ReducerWrap>(env, info[0], "reducer")->reducer->prepare_for_backward({});
+  return env.Undefined();
+  MFR_GUARD_END(env, "reducer.prepare")
+}
+
+Napi::Value ReducerDestroy(const Napi::CallbackInfo& info) {
+  UnwrapAs<ReducerWrap>(info.Env(), info[0], "reducer")->reducer.reset();
+  return info.Env().Undefined();
+}
+#endif
+
 }  // namespace
 
 void InitDist(Napi::Env env, Napi::Object exports) {
@@ -316,6 +376,9 @@ void InitDist(Napi::Env env, Napi::Object exports) {
   tlsCtors->store = Napi::Persistent(StoreWrap::DefineClass(env, "NativeStore", {}));
   tlsCtors->group = Napi::Persistent(GroupWrap::DefineClass(env, "NativeGroup", {}));
   tlsCtors->work = Napi::Persistent(WorkWrap::DefineClass(env, "NativeWork", {}));
+#ifdef MFR_HAS_REDUCER
+  tlsCtors->reducer = Napi::Persistent(ReducerWrap::DefineClass(env, "NativeReducer", {}));
+#endif
   const std::pair<const char*, Napi::Value (*)(const Napi::CallbackInfo&)> fns[] = {
       {"storeCreate", StoreCreate}, {"storeSet", StoreSet},     {"storeGet", StoreGet},
       {"storeAdd", StoreAdd},       {"groupGloo", GroupGloo},   {"groupDestroy", GroupDestroy},
@@ -324,6 +387,9 @@ void InitDist(Napi::Env env, Napi::Object exports) {
       {"workDone", WorkDone},       {"workWaitAsync", WorkWaitAsync},
 #ifdef MFR_CUDA
       {"groupNccl", GroupNccl},
+#endif
+#ifdef MFR_HAS_REDUCER
+      {"reducerCreate", ReducerCreate}, {"reducerPrepare", ReducerPrepare}, {"reducerDestroy", ReducerDestroy},
 #endif
   };
   for (const auto& [name, fn] : fns) exports.Set(name, Napi::Function::New(env, fn, name));

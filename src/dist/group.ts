@@ -21,22 +21,25 @@ export interface GroupOptions {
   hostname?: string;
 }
 
-/** A collective in flight. The result (if any) is valid once waited for. */
+/** A collective in flight (possibly several native ones). The result is valid once waited for. */
 export class Work<R = void> {
+  private readonly handles: NativeWork[];
   constructor(
-    private readonly handle: NativeWork | undefined,
+    handle: NativeWork | NativeWork[] | undefined,
     private readonly finish: () => R,
-  ) {}
+  ) {
+    this.handles = handle === undefined ? [] : Array.isArray(handle) ? handle : [handle];
+  }
   wait(timeoutMs?: number): R {
-    if (this.handle) native.workWait(this.handle, timeoutMs);
+    for (const h of this.handles) native.workWait(h, timeoutMs);
     return this.finish();
   }
   async waitAsync(timeoutMs?: number): Promise<R> {
-    if (this.handle) await native.workWaitAsync(this.handle, timeoutMs);
+    for (const h of this.handles) await native.workWaitAsync(h, timeoutMs);
     return this.finish();
   }
   done(): boolean {
-    return this.handle ? native.workDone(this.handle) : true;
+    return this.handles.every((h) => native.workDone(h));
   }
 }
 
@@ -85,20 +88,24 @@ export class ProcessGroup {
     return new ProcessGroup(placement.rank, placement.worldSize, group, store, backend);
   }
 
+  /** @internal The native group, for src/dist's own machinery (the Reducer). */
+  nativeGroup(): NativeGroup {
+    return this.g();
+  }
+
   private g(): NativeGroup {
     if (!this.group) throw new Error("process group was destroyed");
     return this.group;
   }
 
-  /** Reduces each tensor in place across ranks. */
+  /**
+   * Reduces each tensor in place across ranks. (c10d reads a list as one tensor per device, so
+   * each tensor is its own collective here; concatenate small ones first to save round trips.)
+   */
   allReduce(tensors: readonly T.Tensor[], op: ReduceOp = "sum"): Work {
     if (this.worldSize === 1) return new Work(undefined, () => undefined);
     return new Work(
-      native.allreduce(
-        this.g(),
-        tensors.map((t) => t.native),
-        op,
-      ),
+      tensors.map((t) => native.allreduce(this.g(), [t.native], op)),
       () => undefined,
     );
   }
@@ -120,15 +127,11 @@ export class ProcessGroup {
     );
   }
 
-  /** Copies rank `root`'s tensors into everyone's. */
+  /** Copies rank `root`'s tensors into everyone's (one collective per tensor). */
   broadcast(tensors: readonly T.Tensor[], root = 0): Work {
     if (this.worldSize === 1) return new Work(undefined, () => undefined);
     return new Work(
-      native.broadcast(
-        this.g(),
-        tensors.map((t) => t.native),
-        root,
-      ),
+      tensors.map((t) => native.broadcast(this.g(), [t.native], root)),
       () => undefined,
     );
   }

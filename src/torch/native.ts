@@ -20,6 +20,9 @@ export interface NativeGroup {
 export interface NativeWork {
   readonly __work: unique symbol;
 }
+export interface NativeReducer {
+  readonly bucketSizes: number[];
+}
 export type ReduceOp = "sum" | "max" | "min" | "product" | "avg";
 
 /** What an op argument can be on the JS side; the addon checks it against the op's schema. */
@@ -115,6 +118,16 @@ export interface NativeModule {
   workWait(work: NativeWork, timeoutMs?: number): void;
   workDone(work: NativeWork): boolean;
   workWaitAsync(work: NativeWork, timeoutMs?: number): Promise<void>;
+  /** c10d's Reducer (DDP's bucketed, backward-overlapped all-reduce); absent in libtorch >= 2 builds. */
+  reducerCreate?(
+    group: NativeGroup,
+    params: NativeTensor[],
+    bucketCapBytes: number,
+    firstBucketBytes: number,
+    fp16Compress: boolean,
+  ): NativeReducer;
+  reducerPrepare?(reducer: NativeReducer): void;
+  reducerDestroy?(reducer: NativeReducer): void;
   buildInfo(): { torchVersion: string; cuda: boolean; parallelInfo: string };
   zipRecords(path: string): string[];
   zipRead(path: string, names: string[]): ArrayBuffer[];

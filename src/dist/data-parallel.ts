@@ -1,0 +1,118 @@
+// Data parallelism for the backbone: parameters broadcast from rank 0 at start, gradients
+// averaged over ranks in buckets. With libtorch 1.x this is c10d's Reducer (DDP's engine): each
+// bucket's all-reduce starts from an autograd hook as soon as its gradients exist, overlapping
+// the rest of the backward pass. Elsewhere, and for bf16 compression, buckets are all-reduced
+// after backward instead. Gradients end up as the mean over ranks, as with PyTorch's DDP.
+import * as T from "../torch/index.ts";
+import { native, type NativeReducer } from "../torch/native.ts";
+import { type ProcessGroup, type Work } from "./group.ts";
+
+export interface DataParallelOptions {
+  /** Bucket size in MiB (DDP's bucket_cap_mb). */
+  bucketCapMB?: number;
+  /** Gradient communication precision: the challenge sent fp16 gradients. */
+  compress?: "none" | "fp16" | "bf16";
+  /** Force the post-backward path even when the Reducer is available. */
+  overlap?: boolean;
+}
+
+export class DataParallel {
+  private readonly reducer: NativeReducer | undefined;
+  readonly overlapped: boolean;
+
+  constructor(
+    readonly group: ProcessGroup,
+    readonly params: readonly T.Tensor[],
+    readonly o: DataParallelOptions = {},
+  ) {
+    const capBytes = (o.bucketCapMB ?? 25) * 1024 * 1024;
+    const canOverlap =
+      group.worldSize > 1 &&
+      group.backend !== "none" &&
+      native.reducerCreate !== undefined &&
+      o.compress !== "bf16";
+    this.overlapped = canOverlap && o.overlap !== false;
+    if (this.overlapped) {
+      this.reducer = native.reducerCreate!(
+        group.nativeGroup(),
+        params.map((p) => p.native),
+        capBytes,
+        Math.min(capBytes, 1024 * 1024),
+        o.compress === "fp16",
+      );
+    }
+  }
+
+  /** Copies rank 0's parameters (and any extra tensors, e.g. BN buffers) to every rank. */
+  broadcastFromRoot(extra: readonly T.Tensor[] = []): void {
+    if (this.group.worldSize === 1) return;
+    T.noGrad(() => this.group.broadcast([...this.params, ...extra], 0).wait());
+  }
+
+  /** Call before a backward whose gradients should be synchronised (skip it to accumulate locally). */
+  beforeBackward(): void {
+    if (this.reducer) native.reducerPrepare!(this.reducer);
+  }
+
+  /** Call after that backward: averages gradients unless the Reducer already did during it. */
+  afterBackward(): void {
+    if (this.group.worldSize === 1 || this.reducer) return;
+    this.allReduceGradients();
+  }
+
+  /** Bucketed mean of every parameter's gradient over ranks (post-backward path). */
+  allReduceGradients(): void {
+    const world = this.group.worldSize;
+    const capElems = ((this.o.bucketCapMB ?? 25) * 1024 * 1024) / 4;
+    const withGrad = this.params.filter((p) => p.requiresGrad);
+    const pending: { work: Work; flat: T.Tensor; members: T.Tensor[] }[] = [];
+    T.noGrad(() => {
+      let bucket: T.Tensor[] = [];
+      let size = 0;
+      const flush = (): void => {
+        if (bucket.length === 0) return;
+        const grads = bucket.map((p) => {
+          const g = p.grad;
+          if (!g) throw new Error("allReduceGradients: a parameter has no gradient (was backward run?)");
+          return g;
+        });
+        let flat = T.cat(grads.map((g) => g.flatten()));
+        for (const g of grads) g.dispose();
+        if (this.o.compress === "fp16" || this.o.compress === "bf16") {
+          const c = flat.to(this.o.compress === "fp16" ? "f16" : "bf16");
+          flat.dispose();
+          flat = c;
+        }
+        pending.push({ work: this.group.allReduce([flat]), flat, members: bucket });
+        bucket = [];
+        size = 0;
+      };
+      for (let i = withGrad.length - 1; i >= 0; i--) {
+        const p = withGrad[i]!;
+        bucket.push(p);
+        size += p.numel;
+        if (size >= capElems) flush();
+      }
+      flush();
+      for (const { work, flat, members } of pending) {
+        work.wait();
+        const mean = flat.float().div(world);
+        flat.dispose();
+        let offset = 0;
+        for (const p of members) {
+          const g = p.grad!;
+          const part = mean.narrow(0, offset, p.numel).view(...p.shape);
+          g.copy_(part);
+          part.dispose();
+          g.dispose();
+          offset += p.numel;
+        }
+        mean.dispose();
+      }
+    });
+  }
+
+  destroy(): void {
+    if (this.reducer) native.reducerDestroy!(this.reducer);
+  }
+}
