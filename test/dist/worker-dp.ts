@@ -22,7 +22,7 @@ function globalBatch(step: number): { x: T.Tensor; y: T.Tensor } {
 // Every rank starts from different weights: the broadcast must make them rank 0's.
 const net = makeNet(g.rank + 1);
 const dp = new DataParallel(g, net.parameters(), {
-  overlap: mode === "overlap",
+  overlap: mode !== "post",
   compress: mode === "fp16" ? "fp16" : "none",
 });
 dp.broadcastFromRoot();
