@@ -7,16 +7,7 @@
 // occurs at a 4-aligned offset (cflag 1 = first part, 2 = middle, 3 = last; the magic itself is
 // dropped and re-inserted by the reader), so a reader never mistakes payload bytes for a header.
 // The .idx is text: one "key\tbyte offset\n" line per record, in write order.
-import {
-  closeSync,
-  fstatSync,
-  fsyncSync,
-  openSync,
-  readFileSync,
-  readSync,
-  renameSync,
-  writeSync,
-} from "node:fs";
+import { closeSync, fstatSync, fsyncSync, openSync, readSync, renameSync, writeSync } from "node:fs";
 
 export const RECORDIO_MAGIC = 0xced7230a;
 /** dmlc-core refuses parts of 2^29 bytes or more (29 bits of length). */
@@ -236,30 +227,94 @@ export interface RecordIndex {
   offsets: Float64Array;
 }
 
-/** Parses a .idx, with errors naming the file and line (a missing last newline means truncation). */
+/** Float64 values appended one by one (JS arrays of 42 M numbers are slow and large). */
+class Float64List {
+  private a: Float64Array;
+  length = 0;
+  constructor(capacity = 1 << 16) {
+    this.a = new Float64Array(Math.max(16, capacity));
+  }
+  push(v: number): void {
+    if (this.length === this.a.length) {
+      const b = new Float64Array(this.a.length * 2);
+      b.set(this.a);
+      this.a = b;
+    }
+    this.a[this.length++] = v;
+  }
+  /** The values (a view: copying would touch every page again). */
+  done(): Float64Array {
+    return this.a.subarray(0, this.length);
+  }
+}
+
+/**
+ * Parses a .idx, with errors naming the file and line (a missing last newline means truncation).
+ * Works on bytes in chunks: WebFace's .idx files (~1 GB of text) exceed V8's longest string.
+ */
 export function readIndex(idxPath: string): RecordIndex {
-  const text = readFileSync(idxPath, "latin1");
-  const name = idxPath;
-  if (text.length > 0 && !text.endsWith("\n")) {
-    const line = text.split("\n").length;
-    throw new RecordIOError(name, `truncated: line ${line} has no end of line (the file was cut short)`);
+  const fd = openSync(idxPath, "r");
+  // Lines are >= 12 bytes past the first few hundred (key, tab, 8+ digit offset, newline).
+  const guess = Math.ceil(fstatSync(fd).size / 12) + 1024;
+  const keys = new Float64List(guess);
+  const offsets = new Float64List(guess);
+  let buf = Buffer.allocUnsafe(1 << 24);
+  let have = 0; // bytes of an unfinished line kept at the start of buf
+  let line = 1;
+  try {
+    for (let pos = 0; ;) {
+      if (have === buf.length) {
+        const bigger = Buffer.allocUnsafe(buf.length * 2);
+        buf.copy(bigger, 0, 0, have);
+        buf = bigger;
+      }
+      const n = readSync(fd, buf, have, buf.length - have, pos);
+      if (n === 0) break;
+      pos += n;
+      const end = have + n;
+      let start = 0;
+      for (let nl = buf.indexOf(0x0a, start); nl >= 0 && nl < end; nl = buf.indexOf(0x0a, start)) {
+        const err = parseIndexLine(buf, start, nl, keys, offsets);
+        if (err) throw new RecordIOError(idxPath, `line ${line} ${err}`);
+        line++;
+        start = nl + 1;
+      }
+      have = end - start;
+      buf.copy(buf, 0, start, end);
+    }
+  } finally {
+    closeSync(fd);
   }
-  const lines = text.length ? text.slice(0, -1).split("\n") : [];
-  const keys = new Float64Array(lines.length);
-  const offsets = new Float64Array(lines.length);
-  for (let i = 0; i < lines.length; i++) {
-    const m = /^\s*(\d+)\s+(\d+)\s*$/.exec(lines[i] as string);
-    if (!m)
-      throw new RecordIOError(name, `line ${i + 1} is not "key<TAB>offset": ${JSON.stringify(lines[i])}`);
-    keys[i] = Number(m[1]);
-    offsets[i] = Number(m[2]);
-    if (offsets[i]! % 4 !== 0)
-      throw new RecordIOError(
-        name,
-        `line ${i + 1}: offset ${offsets[i]} is not 4-aligned, so no record starts there`,
-      );
+  if (have > 0)
+    throw new RecordIOError(idxPath, `truncated: line ${line} has no end of line (the file was cut short)`);
+  return { keys: keys.done(), offsets: offsets.done() };
+}
+
+/** Parses "key<TAB>offset" in buf[a, b); returns what is wrong, or "" when fine. */
+function parseIndexLine(buf: Buffer, a: number, b: number, keys: Float64List, offsets: Float64List): string {
+  let key = 0;
+  let off = 0;
+  let field = 0; // 0 before key, 1 key, 2 between, 3 offset, 4 after
+  for (let i = a; i < b; i++) {
+    const c = buf[i] as number;
+    if (c >= 0x30 && c <= 0x39) {
+      if (field <= 1) {
+        key = key * 10 + (c - 0x30);
+        field = 1;
+      } else if (field <= 3) {
+        off = off * 10 + (c - 0x30);
+        field = 3;
+      } else return 'has more than "key<TAB>offset"';
+    } else if (c === 0x09 || c === 0x20 || c === 0x0d) {
+      if (field === 1) field = 2;
+      else if (field === 3) field = 4;
+    } else return `has an unexpected byte 0x${c.toString(16)} (not "key<TAB>offset")`;
   }
-  return { keys, offsets };
+  if (field < 3) return 'is not "key<TAB>offset"';
+  if (off % 4 !== 0) return `: offset ${off} is not 4-aligned, so no record starts there`;
+  keys.push(key);
+  offsets.push(off);
+  return "";
 }
 
 /** Builds an index by walking a .rec from the start (for a .rec whose .idx is lost). */
@@ -267,7 +322,7 @@ export function scanRecords(recPath: string): RecordIndex {
   const fd = openSync(recPath, "r");
   try {
     const size = fstatSync(fd).size;
-    const offs: number[] = [];
+    const offs = new Float64List();
     let pos = 0;
     const head = Buffer.allocUnsafe(8);
     while (pos < size) {
@@ -286,8 +341,8 @@ export function scanRecords(recPath: string): RecordIndex {
       if (pos > size)
         throw new RecordIOError(recPath, `truncated: the last record runs past the end of the file`);
     }
-    const offsets = Float64Array.from(offs);
-    return { keys: Float64Array.from(offs, (_, i) => i), offsets };
+    const offsets = offs.done();
+    return { keys: Float64Array.from(offsets, (_, i) => i), offsets };
   } finally {
     closeSync(fd);
   }
