@@ -106,8 +106,13 @@ export class IResNet extends Module {
   readonly dropout: Dropout;
   readonly fc: Linear;
   features: Layer;
-  /** Where the checkpointed segments of training forwards wait for their backward pass. */
+  /**
+   * Where the checkpointed segments of training forwards wait for their backward pass: with a
+   * `checkpoint` policy, finish each step with `tape.backwardFrom(loss)` (or `loss.backward()`
+   * then `tape.backward()`), before any gradient all-reduce, in the forward's autocast context.
+   */
   readonly tape = new CheckpointTape();
+  /** Segments for activation checkpointing (training with gradients on); may change between steps. */
   checkpoint: CheckpointPolicy;
 
   constructor(readonly options: IResNetOptions) {
