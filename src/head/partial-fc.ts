@@ -1,0 +1,193 @@
+// The model-parallel margin-softmax head (arcface_torch's PartialFC_V2 + CombinedMarginLoss).
+//
+// Every rank owns a contiguous shard of the class centres. A forward step:
+//   1. all-gather the (detached) embeddings and labels of the global batch;
+//   2. optionally sample the shard (Partial FC): the positive classes of the global batch plus
+//      random negatives, as arcface_torch (top-k of a random permutation, positives forced in);
+//   3. logits = normalize(x)·normalize(w)ᵀ clamped to [−1, 1], margin on the target on its owner;
+//   4. distributed softmax: all-reduce(max), all-reduce(sum of exp), target probability picked on
+//      its owner and all-reduced; loss = mean over the global batch of −log p_target;
+//   5. the gradient of that loss w.r.t. the logits, (p − onehot)/N, is pushed through the local
+//      graph (margin, clamp, matmul, normalisation) in the same call, giving this shard's weight
+//      gradient (kept local, never all-reduced) and a partial gradient for every gathered row;
+//      the partial row gradients are summed over ranks and scattered back to their owners.
+// c10d collectives carry no autograd, so forward returns the loss joined to the local embeddings
+// through a surrogate whose gradient is the precomputed feature gradient.
+//
+// Gradient convention: the data-parallel backbone (src/dist DataParallel) AVERAGES gradients over
+// ranks, like DDP. So that the backbone ends with the true gradient of the mean global-batch loss,
+// the feature gradient handed to autograd is W × ∂L/∂(local embeddings) by default
+// (`featureGradScale: "world"`, what arcface_torch does in AllGather's backward). With "true" it
+// is ∂L/∂(local embeddings) itself (for use without gradient averaging). The shard's weight
+// gradient is always the true ∂L/∂w.
+//
+// Partial FC and the optimizer: unsampled rows get an exact zero gradient, but the shard weight is
+// one parameter, so the optimizer still visits them: SGD's weight decay shrinks them and momentum
+// keeps moving them along their old velocity — exactly as arcface_torch's PartialFC_V2, whose
+// sampled weight is an index of the full parameter.
+import * as T from "../torch/index.ts";
+import { type Tensor } from "../torch/index.ts";
+import { type ProcessGroup } from "../dist/index.ts";
+import { CombinedMargin, type CombinedMarginOptions } from "../losses/index.ts";
+import { type ClassShard, classShard, initialShardWeight } from "./shard.ts";
+
+export interface HeadOptions {
+  numClasses: number;
+  embeddingSize: number;
+  /** Fraction of each shard's classes used per step (Partial FC), in (0, 1]. */
+  sampleRate: number;
+  margin: CombinedMargin | CombinedMarginOptions;
+  /** "world" (default): feature gradient × world size, to undo DataParallel's averaging. */
+  featureGradScale?: "world" | "true";
+  /** Seed of the initial centres (the same centres for any world size). */
+  seed?: number;
+}
+
+export class PartialFC {
+  readonly shard: ClassShard;
+  readonly margin: CombinedMargin;
+  readonly numSample: number;
+  /** This rank's centres [shard.count, D]: a leaf tensor, its `.grad` accumulated by forward. */
+  readonly weight: Tensor;
+  /** Global class ids sampled at the last forward (all of the shard when sampleRate is 1). */
+  lastSampled: Tensor | undefined;
+
+  constructor(
+    readonly group: ProcessGroup,
+    readonly o: HeadOptions,
+  ) {
+    if (!(o.sampleRate > 0 && o.sampleRate <= 1)) {
+      throw new Error(`head.sampleRate must be in (0, 1], got ${o.sampleRate}`);
+    }
+    if (!Number.isInteger(o.embeddingSize) || o.embeddingSize < 1) {
+      throw new Error(`head.embeddingSize must be a positive integer, got ${o.embeddingSize}`);
+    }
+    this.shard = classShard(o.numClasses, group.rank, group.worldSize);
+    this.margin = o.margin instanceof CombinedMargin ? o.margin : new CombinedMargin(o.margin);
+    this.numSample = Math.floor(o.sampleRate * this.shard.count);
+    this.weight = initialShardWeight(this.shard, o.embeddingSize, o.seed ?? 0)
+      .requiresGrad_()
+      .keep();
+  }
+
+  /**
+   * Loss (mean over the global batch, the same value on every rank) under autograd: backward()
+   * on it reaches the backbone through `localEmbeddings`; the shard weight's `.grad` is
+   * accumulated here. Every rank must pass the same number of rows.
+   */
+  forward(localEmbeddings: Tensor, localLabels: Tensor): Tensor {
+    const g = this.group;
+    const [b, d] = localEmbeddings.shape as [number, number];
+    if (localEmbeddings.ndim !== 2 || d !== this.o.embeddingSize) {
+      throw new Error(
+        `head.forward: embeddings must be [B, ${this.o.embeddingSize}], got [${localEmbeddings.shape.join(", ")}]`,
+      );
+    }
+    const [lossValue, gradLocal] = T.scope(() => {
+      const labelsIn = localLabels.flatten().to("i64");
+      if (labelsIn.size(0) !== b) throw new Error(`head.forward: ${b} embeddings but ${labelsIn.size(0)} labels`);
+      const [x, y] = T.noGrad(() => {
+        const feats = g.allGather(localEmbeddings.detach().float().contiguous()).wait();
+        const labs = g.allGather(labelsIn.contiguous()).wait();
+        return [T.cat(feats), T.cat(labs)];
+      });
+      const n = x.size(0);
+      const { index, local } = T.noGrad(() => this.sample(y));
+      const xLeaf = x.requiresGrad_();
+      const wPart = index === undefined ? this.weight : this.weight.indexSelect(0, index);
+      const cos = T.linear(T.normalize(xLeaf), T.normalize(wPart)).clamp(-1, 1);
+      const logits = this.margin.apply(cos, local);
+
+      const { loss, dLogits } = T.noGrad(() => distributedSoftmaxCE(g, logits.detach(), local, n));
+      const [gx, gw] = T.grad([logits], [xLeaf, this.weight], [dLogits]);
+      T.noGrad(() => {
+        const prev = this.weight.grad;
+        if (prev) {
+          prev.add_(gw!);
+          prev.dispose();
+        } else {
+          this.weight.grad = gw!.clone();
+        }
+      });
+      // Each row's gradient is the sum of every shard's partial gradient: reduce-scatter.
+      const mine = T.noGrad(() => {
+        const out = T.empty([b, d]);
+        g.reduceScatter(out, gx!.split(b, 0)).wait();
+        return this.o.featureGradScale === "true" ? out : out.mul_(g.worldSize);
+      });
+      return [loss, mine];
+    });
+    // Surrogate: its value is the loss, its gradient w.r.t. localEmbeddings is gradLocal.
+    return T.scope(() => {
+      const s = localEmbeddings.float().mul(gradLocal).sum();
+      return s.sub(s.detach()).add(lossValue);
+    });
+  }
+
+  /**
+   * Partial FC sampling of this shard for the global labels `y`: the sorted local indices of the
+   * sampled centres (undefined: the whole shard) and each row's label in the sampled set (−1
+   * when its class lives on another rank).
+   */
+  private sample(y: Tensor): { index: Tensor | undefined; local: Tensor } {
+    const { start, count } = this.shard;
+    const inShard = y.ge(start).logicalAnd(y.lt(start + count));
+    const shifted = T.where(inShard, y.sub(start), -1);
+    this.lastSampled?.dispose();
+    if (this.numSample >= count) {
+      this.lastSampled = T.arange(start, start + count, 1, { dtype: "i64" }).keep();
+      return { index: undefined, local: shifted };
+    }
+    const positives = shifted.maskedSelect(inShard);
+    const score = T.rand([count]);
+    score.indexPut_([positives], T.scalarTensor(2));
+    const numPositive = score.eq(2).sum().item();
+    const k = Math.max(this.numSample, numPositive);
+    const [, picked] = score.topk(k);
+    const [index] = picked.sort();
+    // Map shard index -> position in the sampled set (−1 for unsampled, never a label).
+    const position = T.full([count], -1, { dtype: "i64" });
+    position.indexPut_([index!], T.arange(0, k, 1, { dtype: "i64" }));
+    const local = T.where(inShard, position.indexSelect(0, shifted.clamp(0, count - 1)), -1);
+    this.lastSampled = index!.add(start).keep();
+    return { index: index!, local };
+  }
+
+  /** Frees the shard weight and its gradient. */
+  dispose(): void {
+    this.weight.grad = undefined;
+    this.weight.dispose();
+    this.lastSampled?.dispose();
+  }
+}
+
+/**
+ * arcface_torch's DistCrossEntropy: softmax over the classes of every rank for the rows of the
+ * global batch, loss = mean of −log p(target), and its gradient w.r.t. this rank's logits,
+ * (p − onehot)/N. Unlike arcface_torch, which clamps p(target) at 1e-30 (capping a row's loss at
+ * 69, easily reached with s = 64 at initialisation), −log p is computed exactly as
+ * log Σexp + max − z(target); gradients are the same.
+ */
+function distributedSoftmaxCE(
+  g: ProcessGroup,
+  logits: Tensor,
+  labels: Tensor,
+  n: number,
+): { loss: Tensor; dLogits: Tensor } {
+  const max = logits.amax([1], true);
+  g.allReduce([max], "max").wait();
+  const p = logits.sub(max).exp();
+  const sum = p.sum([1], true);
+  g.allReduce([sum], "sum").wait();
+  p.div_(sum);
+  const owned = labels.ne(-1);
+  const rows = owned.nonzero().flatten();
+  const cols = labels.indexSelect(0, rows);
+  // Target logit minus the row maximum, on its owner; 0 elsewhere.
+  const target = T.zeros([n]);
+  target.indexPut_([rows], logits.index(rows, cols).sub(max.flatten().indexSelect(0, rows)));
+  g.allReduce([target], "sum").wait();
+  const loss = sum.flatten().log().sub(target).mean();
+  p.indexPut_([rows, cols], T.scalarTensor(-1), true);
+  return { loss, dLogits: p.div_(n) };
+}
