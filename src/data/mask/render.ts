@@ -6,7 +6,15 @@
 //   a similarity transform, is composited by sharp.
 import sharp from "sharp";
 import { Rng, hash32 } from "../rng.ts";
-import { MASK_KINDS, type MaskKind, type MaskParams, type RGB, maskSvg, sampleMaskParams } from "./shapes.ts";
+import {
+  MASK_KINDS,
+  type MaskKind,
+  type MaskParams,
+  type RGB,
+  maskSvg,
+  sampleMaskColours,
+  sampleMaskParams,
+} from "./shapes.ts";
 import { ARCFACE_TEMPLATE, type Landmarks5, similarityTransform } from "./template.ts";
 
 export interface MaskTile {
@@ -18,6 +26,11 @@ export interface MaskTile {
   pattern: Uint8Array;
   /** Bounding box of alpha > 0: x0, y0, x1, y1 (exclusive). */
   box: [number, number, number, number];
+  /** The covered pixels and their alpha, shade and pattern weight in [0, 1], for blending. */
+  pix: Int32Array;
+  fa: Float32Array;
+  fs: Float32Array;
+  fp: Float32Array;
 }
 
 /** Renders one recolourable tile for a `size` x `size` aligned face. */
@@ -53,7 +66,20 @@ export async function renderMaskTile(params: MaskParams, size = 112): Promise<Ma
     if (x >= x1) x1 = x + 1;
     if (y >= y1) y1 = y + 1;
   }
-  return { params, size, alpha, shade, pattern, box: [x0, y0, x1, y1] };
+  const pix = Int32Array.from(alpha.keys()).filter((i) => alpha[i]! > 0);
+  const f = (src: Uint8Array): Float32Array => Float32Array.from(pix, (i) => src[i]! / 255);
+  return {
+    params,
+    size,
+    alpha,
+    shade,
+    pattern,
+    box: [x0, y0, x1, y1],
+    pix,
+    fa: f(alpha),
+    fs: f(shade),
+    fp: f(pattern),
+  };
 }
 
 /** A fixed set of mask tiles (the same for every worker given the same seed). */
@@ -75,8 +101,8 @@ export class MaskBank {
   apply(rgb: Uint8Array, size: number, maskSeed: number): MaskTile {
     const rng = new Rng(maskSeed);
     const tile = this.tiles[rng.int(this.tiles.length)] as MaskTile;
-    const colour = sampleMaskParams(rng, tile.params.kind);
-    blendTile(rgb, size, tile, colour.colour, colour.patternColour);
+    const { colour, patternColour } = sampleMaskColours(rng, tile.params.kind);
+    blendTile(rgb, size, tile, colour, patternColour);
     return tile;
   }
 }
@@ -84,24 +110,23 @@ export class MaskBank {
 /** Alpha-blends a tile, coloured `colour` (and `patternColour` where patterned), into HWC RGB. */
 export function blendTile(rgb: Uint8Array, size: number, t: MaskTile, colour: RGB, patternColour: RGB): void {
   if (t.size !== size) throw new Error(`mask tile is ${t.size}px but the image is ${size}px`);
-  const [x0, y0, x1, y1] = t.box;
   const [cr, cg, cb] = colour;
-  const [pr, pg, pb] = patternColour;
-  for (let y = y0; y < y1; y++) {
-    for (let x = x0, i = y * size + x0; x < x1; x++, i++) {
-      const a = t.alpha[i] as number;
-      if (a === 0) continue;
-      const pw = (t.pattern[i] as number) / 255;
-      const sh = (t.shade[i] as number) / 255;
-      const A = a / 255;
-      const o = 3 * i;
-      const r = (cr + (pr - cr) * pw) * sh;
-      const g = (cg + (pg - cg) * pw) * sh;
-      const b = (cb + (pb - cb) * pw) * sh;
-      rgb[o] = ((rgb[o] as number) + ((r - (rgb[o] as number)) * A + 0.5)) | 0;
-      rgb[o + 1] = ((rgb[o + 1] as number) + ((g - (rgb[o + 1] as number)) * A + 0.5)) | 0;
-      rgb[o + 2] = ((rgb[o + 2] as number) + ((b - (rgb[o + 2] as number)) * A + 0.5)) | 0;
-    }
+  const dr = patternColour[0] - cr;
+  const dg = patternColour[1] - cg;
+  const db = patternColour[2] - cb;
+  // Only covered pixels, factors precomputed per tile: a worker's mask costs ~10 us.
+  const { pix, fa, fs, fp } = t;
+  for (let k = 0; k < pix.length; k++) {
+    const o = 3 * pix[k]!;
+    const A = fa[k]!;
+    const sh = fs[k]!;
+    const pw = fp[k]!;
+    const r0 = rgb[o]!;
+    const g0 = rgb[o + 1]!;
+    const b0 = rgb[o + 2]!;
+    rgb[o] = (r0 + ((cr + dr * pw) * sh - r0) * A + 0.5) | 0;
+    rgb[o + 1] = (g0 + ((cg + dg * pw) * sh - g0) * A + 0.5) | 0;
+    rgb[o + 2] = (b0 + ((cb + db * pw) * sh - b0) * A + 0.5) | 0;
   }
 }
 

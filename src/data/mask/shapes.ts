@@ -57,6 +57,12 @@ const PALETTES: Record<MaskKind, RGB[]> = {
 const jitter = (rng: Rng, c: RGB, amount: number): RGB =>
   c.map((v) => Math.max(0, Math.min(255, Math.round(v + rng.range(-amount, amount))))) as RGB;
 
+/** Draws a mask's colours (the training path recolours pre-rendered tiles with these). */
+export function sampleMaskColours(rng: Rng, kind: MaskKind): { colour: RGB; patternColour: RGB } {
+  const colour = jitter(rng, rng.pick(PALETTES[kind]), 14);
+  return { colour, patternColour: jitter(rng, rng.pick(PALETTES.cloth), 20) };
+}
+
 /** Draws one mask's parameters. */
 export function sampleMaskParams(rng: Rng, kind: MaskKind = rng.pick(MASK_KINDS)): MaskParams {
   const colour = jitter(rng, rng.pick(PALETTES[kind]), 14);
