@@ -23,3 +23,12 @@ export {
   type PresetRow,
   type PresetName,
 } from "./registry.ts";
+export {
+  CHECKPOINT_KEYS,
+  describeBackbone,
+  inferDescriptor,
+  loadBackboneCheckpoint,
+  saveBackboneCheckpoint,
+  type BackboneDescriptor,
+  type LoadedBackbone,
+} from "./backbone-file.ts";
