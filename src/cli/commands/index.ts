@@ -2,20 +2,26 @@
 import type { Command } from "commander";
 import { registerData } from "./data.ts";
 import { registerDemo } from "./demo.ts";
+import { registerEmbed } from "./embed.ts";
 import { registerEval } from "./eval.ts";
+import { registerExport } from "./export.ts";
 import { registerLaunch } from "./launch.ts";
 import { registerMask } from "./mask.ts";
 import { registerModels } from "./models.ts";
 import { registerPack } from "./pack.ts";
 import { registerSynth } from "./synth.ts";
+import { registerTrain } from "./train.ts";
 
 export function registerAll(program: Command): void {
   registerData(program);
   registerDemo(program);
+  registerEmbed(program);
   registerEval(program);
+  registerExport(program);
   registerLaunch(program);
   registerMask(program);
   registerModels(program);
   registerPack(program);
   registerSynth(program);
+  registerTrain(program);
 }

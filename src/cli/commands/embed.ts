@@ -1,0 +1,102 @@
+// `mfr embed`: embeddings (and labels) of every image of a dataset, in dataset order, as .npy files
+// for `mfr eval`. The model is an exported .onnx (onnxruntime-node) or a checkpoint (libtorch).
+import type { Command } from "commander";
+import { SingleBar } from "cli-progress";
+import type { BackboneDescriptor } from "../../models/index.ts";
+import { embedToFiles, openEmbedder } from "../../export/index.ts";
+
+/** --backbone/--width/--features as a loader hint (only the flags given). */
+export function backboneHint(f: {
+  backbone?: string;
+  width?: string;
+  features?: string;
+}): Partial<BackboneDescriptor> {
+  const hint: Partial<BackboneDescriptor> = {};
+  if (f.backbone !== undefined) hint.backbone = f.backbone;
+  if (f.width !== undefined) {
+    hint.width = Number(f.width);
+    if (!(hint.width > 0)) throw new Error(`--width: expected a positive number, got '${f.width}'`);
+  }
+  if (f.features !== undefined) {
+    hint.numFeatures = Number(f.features);
+    if (!Number.isInteger(hint.numFeatures) || hint.numFeatures < 1)
+      throw new Error(`--features: expected a positive integer, got '${f.features}'`);
+  }
+  return hint;
+}
+
+export function positiveInt(flag: string, v: string): number {
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 1) throw new Error(`--${flag}: expected a positive integer, got '${v}'`);
+  return n;
+}
+
+interface EmbedFlags {
+  model: string;
+  data: string;
+  out: string;
+  labels?: string;
+  flip?: boolean;
+  batchSize: string;
+  workers: string;
+  threads?: string;
+  limit?: string;
+  backbone?: string;
+  width?: string;
+  features?: string;
+}
+
+export function registerEmbed(program: Command): void {
+  program
+    .command("embed")
+    .description("embed every image of a dataset with a checkpoint (libtorch) or an .onnx (onnxruntime-node)")
+    .requiredOption("--model <file>", "checkpoint (.safetensors/.pth) or exported .onnx")
+    .requiredOption(
+      "--data <path>",
+      "dataset (.rec, <identity>/<image> folder, list file), image folder or image",
+    )
+    .requiredOption("--out <file>", "embeddings .npy, float32 [N, D], in dataset order")
+    .option("--labels <file>", "also write identity labels .npy, int64 [N]")
+    .option("--flip", "add the embedding of the mirrored image (flip test-time augmentation)")
+    .option("--batch-size <n>", "images per forward (a fixed-batch .onnx sets its own)", "64")
+    .option("--workers <n>", "decode threads", "2")
+    .option("--threads <n>", "onnxruntime intra-op threads (default: one per core)")
+    .option("--limit <n>", "embed only the first n images")
+    .option("--backbone <name>", "backbone preset, when the checkpoint does not say (arcface_torch .pth)")
+    .option("--width <w>", "channel multiplier, when the checkpoint does not say")
+    .option("--features <n>", "embedding size, when the checkpoint does not say")
+    .action(async (f: EmbedFlags) => {
+      const embedder = await openEmbedder(f.model, {
+        hint: backboneHint(f),
+        ...(f.threads !== undefined ? { threads: positiveInt("threads", f.threads) } : {}),
+      });
+      const bar = process.stderr.isTTY
+        ? new SingleBar({ format: "embed [{bar}] {value}/{total} images {eta}s" })
+        : undefined;
+      const t0 = performance.now();
+      try {
+        const r = await embedToFiles(
+          embedder,
+          f.data,
+          { embeddings: f.out, labels: f.labels },
+          {
+            batchSize: positiveInt("batch-size", f.batchSize),
+            workers: positiveInt("workers", f.workers),
+            flip: !!f.flip,
+            limit: f.limit === undefined ? undefined : positiveInt("limit", f.limit),
+            onProgress: (p) => (p.done === 0 ? bar?.start(p.total, 0) : bar?.update(p.done)),
+          },
+        );
+        bar?.stop();
+        const s = (performance.now() - t0) / 1000;
+        console.log(
+          `${r.count} images -> ${f.out} [${r.count}, ${r.dim}]${f.labels ? `, labels -> ${f.labels}` : ""} ` +
+            `(${embedder.kind === "onnx" ? "onnxruntime-node" : "libtorch"}${f.flip ? ", flip" : ""}, ${s.toFixed(1)} s, ` +
+            `${(r.count / s).toFixed(1)} images/s)`,
+        );
+      } finally {
+        bar?.stop();
+        await embedder.close();
+      }
+    });
+}
