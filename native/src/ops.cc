@@ -436,7 +436,8 @@ Napi::Value OpHandle(const Napi::CallbackInfo& info) {
   if (!handle.has_value()) throw Napi::Error::New(env, "unknown operator " + key);
   size_t id = opCount.load();
   if (id >= kMaxOps) throw Napi::Error::New(env, "too many operators registered");
-  auto* entry = new OpEntry{*handle, key, {}, handle->schema().returns().size()};
+  auto* entry = new OpEntry{*handle, key, {}, handle->schema().returns().size(), Fast::None,
+                            c10::nullopt, c10::nullopt, c10::nullopt, c10::nullopt, c10::nullopt};
   for (const auto& arg : handle->schema().arguments()) {
     ArgSpec spec{KindOf(arg.type()), arg.name(), arg.default_value(), 0};
     if (arg.N().has_value()) spec.fixedLength = *arg.N();

@@ -136,6 +136,25 @@ TENSOR_FN(Dispose) {
   return env.Undefined();
 }
 
+// disposeMany(handles: Float64Array, count): one call for a scope's worth of tensors.
+TENSOR_FN(DisposeMany) {
+  Napi::Env env = info.Env();
+  if (!info[0].IsTypedArray()) throw Napi::TypeError::New(env, "disposeMany: expected a Float64Array");
+  auto arr = info[0].As<Napi::Float64Array>();
+  size_t n = std::min<size_t>(arr.ElementLength(), info[1].As<Napi::Number>().Uint32Value());
+  AddonData* d = Data(env);
+  for (size_t i = 0; i < n; ++i) {
+    double h = arr[i];
+    if (!(h >= kSlotSpan)) continue;
+    uint64_t v = static_cast<uint64_t>(h);
+    uint64_t slot = v % static_cast<uint64_t>(kSlotSpan);
+    if (slot < d->slots.size() && d->slots[slot].generation == v / static_cast<uint64_t>(kSlotSpan)) {
+      Free(env, d->slots[slot], static_cast<uint32_t>(slot));
+    }
+  }
+  return env.Undefined();
+}
+
 TENSOR_FN(IsLive) {
   Slot* s = Lookup(info.Env(), info[0]);
   return Napi::Boolean::New(info.Env(), s != nullptr && s->live);
@@ -339,6 +358,7 @@ c10::Device ParseDevice(const std::string& s) { return c10::Device(s); }
 void InitTensor(Napi::Env env, Napi::Object exports) {
   const std::pair<const char*, Napi::Value (*)(const Napi::CallbackInfo&)> fns[] = {
       {"dispose", Dispose},           {"isLive", IsLive},
+      {"disposeMany", DisposeMany},
       {"liveCount", LiveCount},       {"shape", Shape},
       {"strides", Strides},           {"dim", Dim},
       {"numel", Numel},               {"dtype", Dtype},

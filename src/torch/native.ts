@@ -41,6 +41,7 @@ export type NativeResult = NativeTensor | boolean | string | undefined | NativeR
 
 export interface NativeModule {
   dispose(t: NativeTensor): void;
+  disposeMany(handles: Float64Array, count: number): void;
   isLive(t: NativeTensor): boolean;
   liveCount(): number;
   shape(t: NativeTensor): number[];
@@ -103,11 +104,23 @@ export interface NativeModule {
   setRngState(state: NativeTensor): void;
   tuneMalloc(mmapThreshold: number, trimThreshold: number): boolean;
   // c10d (src/dist wraps these)
-  storeCreate(host: string, port: number, isServer: boolean, worldSize: number, timeoutMs: number): NativeStore;
+  storeCreate(
+    host: string,
+    port: number,
+    isServer: boolean,
+    worldSize: number,
+    timeoutMs: number,
+  ): NativeStore;
   storeSet(store: NativeStore, key: string, value: string): void;
   storeGet(store: NativeStore, key: string): string;
   storeAdd(store: NativeStore, key: string, delta: number): number;
-  groupGloo(store: NativeStore, rank: number, size: number, timeoutMs: number, hostname?: string): NativeGroup;
+  groupGloo(
+    store: NativeStore,
+    rank: number,
+    size: number,
+    timeoutMs: number,
+    hostname?: string,
+  ): NativeGroup;
   groupNccl?(store: NativeStore, rank: number, size: number, timeoutMs: number): NativeGroup;
   groupDestroy(group: NativeGroup): void;
   allreduce(group: NativeGroup, tensors: NativeTensor[], op: ReduceOp): NativeWork;

@@ -8,6 +8,41 @@ export interface Scoped {
   readonly kept: boolean;
   /** Called when the tensor leaves every scope alive: the GC safety net takes it over. */
   escape(): void;
+  /** Marks the tensor disposed and returns its handle for a batched native free (undefined if already). */
+  releaseDeferred(): number | undefined;
+}
+
+/** Frees a batch of handles in one native call (set by tensor.ts, which owns the addon calls). */
+let freeBatch: (handles: Float64Array, count: number) => void = () => {
+  throw new Error("scope: no batch free installed");
+};
+export function setBatchFree(fn: (handles: Float64Array, count: number) => void): void {
+  freeBatch = fn;
+}
+let batch = new Float64Array(256);
+
+function disposeAll(ts: readonly Scoped[], keep?: Set<unknown>, parent?: Scoped[]): void {
+  let n = 0;
+  for (const t of ts) {
+    if (keep?.has(t)) {
+      if (parent !== undefined) parent.push(t);
+      else t.escape();
+      continue;
+    }
+    if (t.kept) {
+      t.escape();
+      continue;
+    }
+    const h = t.releaseDeferred();
+    if (h === undefined) continue;
+    if (n === batch.length) {
+      const bigger = new Float64Array(batch.length * 2);
+      bigger.set(batch);
+      batch = bigger;
+    }
+    batch[n++] = h;
+  }
+  if (n > 0) freeBatch(batch, n);
 }
 
 let current: Scoped[] | undefined;
@@ -46,26 +81,17 @@ export function scope<T>(fn: () => T): T {
     result = fn();
   } catch (err) {
     current = parent;
-    for (const t of mine) if (!t.kept) t.dispose();
+    disposeAll(mine);
     throw err;
   }
   current = parent;
   if (result instanceof Promise) {
-    for (const t of mine) if (!t.kept) t.dispose();
+    disposeAll(mine);
     throw new Error("scope(fn): fn returned a Promise; scopes are synchronous (wrap the synchronous parts)");
   }
   const keep = new Set<unknown>();
   collect(result, keep, 0);
-  for (const t of mine) {
-    if (keep.has(t)) {
-      if (parent !== undefined) parent.push(t);
-      else t.escape();
-    } else if (t.kept) {
-      t.escape();
-    } else {
-      t.dispose();
-    }
-  }
+  disposeAll(mine, keep, parent);
   return result;
 }
 

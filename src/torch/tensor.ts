@@ -4,7 +4,7 @@
 import { native, type NativeArg, type NativeResult, type NativeTensor } from "./native.ts";
 import { O } from "./ops.ts";
 import { type AnyTypedArray, type DType, dtypeCode, dtypeName, viewBytes } from "./dtype.ts";
-import { track } from "./scope.ts";
+import { setBatchFree, track } from "./scope.ts";
 
 export type Scalar = number | boolean;
 export type Device = string;
@@ -40,6 +40,7 @@ function unbox(a: Tensor | NativeArg | readonly (Tensor | null)[]): NativeArg {
 // join only if they escape, and tensors made outside scopes join in batches: most of those are
 // disposed before the batch is flushed and never cost a registration.
 const finalizer = new FinalizationRegistry<NativeTensor>((h) => native.dispose(h));
+setBatchFree((handles, count) => native.disposeMany(handles, count));
 const pending: Tensor[] = [];
 let flushQueued = false;
 
@@ -80,6 +81,14 @@ export class Tensor {
     if (this.#watched || this.#released) return;
     this.#watched = true;
     finalizer.register(this, this.native, this);
+  }
+
+  /** @internal For scopes: marks this disposed and hands back the handle to free in a batch. */
+  releaseDeferred(): number | undefined {
+    if (this.#released) return undefined;
+    this.#released = true;
+    if (this.#watched) finalizer.unregister(this);
+    return this.native;
   }
 
   private release(): void {
