@@ -1,6 +1,8 @@
 // The collectives the pair evaluation needs, injected so that the same code runs in one process,
-// across ranks of a process group (src/dist, when it exists), or across simulated ranks in tests.
+// across the ranks of a src/dist process group, or across simulated ranks in tests.
 // Every rank must make the same calls in the same order.
+import * as T from "../torch/index.ts";
+import type { ProcessGroup } from "../dist/index.ts";
 
 export interface Collectives {
   readonly rank: number;
@@ -66,4 +68,34 @@ export function simulatedGroup(worldSize: number): Collectives[] {
       return parts.map((p) => p.slice());
     },
   }));
+}
+
+/**
+ * The collectives over a src/dist process group (Gloo on CPU). Gathers of arrays whose lengths
+ * differ by rank first gather the lengths, then pad to the longest.
+ */
+export function processGroupCollectives(group: ProcessGroup): Collectives {
+  return {
+    rank: group.rank,
+    worldSize: group.worldSize,
+    async allReduceSum(data: Float64Array): Promise<Float64Array> {
+      const t = T.tensor(data);
+      await group.allReduce([t], "sum").waitAsync();
+      const out = t.data() as Float64Array;
+      t.dispose();
+      return out;
+    },
+    async allGather(data: Float32Array): Promise<Float32Array[]> {
+      const mine = T.tensor(Float64Array.of(data.length));
+      const lengths = await group.allGather(mine).waitAsync();
+      const sizes = lengths.map((t) => t.item());
+      const padded = new Float32Array(Math.max(1, ...sizes));
+      padded.set(data);
+      const local = T.tensor(padded);
+      const parts = await group.allGather(local).waitAsync();
+      const out = parts.map((t, r) => (t.data() as Float32Array).slice(0, sizes[r]));
+      for (const t of [mine, local, ...lengths, ...parts]) t.dispose();
+      return out;
+    },
+  };
 }

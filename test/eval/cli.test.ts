@@ -61,6 +61,15 @@ test("mfr eval --json prints exactly one object of the documented shape", async 
 
   const { stdout: plain } = await mfr(["eval", "--embeddings", p("e.npy"), "--labels", p("l.npy"), "--json"]);
   assert.deepEqual(Object.keys((JSON.parse(plain) as { subsets: object }).subsets), ["all"]);
+
+  // Two ranks under mfr launch: the same object, printed once.
+  const { stdout: launched } = await mfr([
+    ...["launch", "--nproc-per-node", "2", "--", "eval"],
+    ...["--embeddings", p("e.npy"), "--labels", p("l.npy"), "--groups", p("g.npy")],
+    ...["--fpr", "1e-2,1,0.1", "--json", "--block-size", "32"],
+  ]);
+  assert.equal(launched.trim().split("\n").length, 1);
+  assert.deepEqual(JSON.parse(launched), out);
 });
 
 test("mfr eval --model says it is not yet available; bad files are named", async () => {

@@ -1,5 +1,6 @@
 // `mfr eval`: exact TPR@FPR over all pairs of an embedded test set, by mask group.
 import type { Command } from "commander";
+import { ProcessGroup, placementFromEnv } from "../../dist/index.ts";
 import {
   DEFAULT_FPRS,
   type GemmKind,
@@ -7,6 +8,7 @@ import {
   evaluationJson,
   loadPairInput,
   parseFprList,
+  processGroupCollectives,
   writeReport,
 } from "../../eval/index.ts";
 
@@ -54,17 +56,28 @@ export function registerEval(program: Command): void {
         labels: flags.labels,
         groups: flags.groups,
       });
+      // Under `mfr launch` (or Slurm/Open MPI) the block grid is split over the ranks; every rank
+      // ends with the same numbers and rank 0 prints them.
+      const placement = placementFromEnv();
+      const group = placement.worldSize > 1 ? ProcessGroup.init(placement) : undefined;
+      const lead = (group?.rank ?? 0) === 0;
       const t0 = performance.now();
-      const tty = process.stderr.isTTY && !flags.json;
+      const tty = process.stderr.isTTY && !flags.json && lead;
       const ev = await evaluatePairs(input, {
         fpr,
         blockSize: Number(flags.blockSize),
         gemm: flags.gemm as GemmKind,
+        collectives: group && processGroupCollectives(group),
         onProgress: tty
           ? (p) => process.stderr.write(`\r${p.pass} ${p.done}/${p.total} blocks`.padEnd(40))
           : undefined,
       });
+      if (group) {
+        await group.barrier().waitAsync();
+        group.destroy();
+      }
       if (tty) process.stderr.write("\r".padEnd(41) + "\r");
+      if (!lead) return;
       const seconds = (performance.now() - t0) / 1000;
       if (flags.report !== undefined)
         await writeReport(flags.report, ev, {
