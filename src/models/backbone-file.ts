@@ -4,12 +4,16 @@
 //     with string metadata naming how to rebuild it: "mfr.backbone" (a preset name such as "r50"
 //     or four block counts "[3,4,14,3]"), "mfr.width" (the channel multiplier, "1" if absent) and
 //     "mfr.num_features" (the embedding size). saveBackboneCheckpoint writes exactly that.
+//   - the trainer's: a checkpoint step folder (or its backbone.safetensors) whose backbone
+//     tensors are stored under "model.<key>" beside optimizer state; the "model." keys are taken.
 //   - arcface_torch's: a torch.save'd state dict (backbone.pth), or a training checkpoint whose
 //     "state_dict_backbone" entry holds it. It carries no metadata, so the layout is read off the
 //     keys and shapes (blocks per stage, width, embedding size).
 //
 // The metadata, when present, wins over what the keys suggest; a caller's hint wins over both.
 // A folded (BatchNorm-free) state dict is not a checkpoint: folding happens in memory at export.
+import { existsSync, statSync } from "node:fs";
+import { join } from "node:path";
 import * as T from "../torch/index.ts";
 import { type Tensor } from "../torch/index.ts";
 import { IResNet } from "./iresnet.ts";
@@ -32,6 +36,9 @@ export const CHECKPOINT_KEYS = {
   width: "mfr.width",
   numFeatures: "mfr.num_features",
 } as const;
+
+/** The backbone file inside a trainer checkpoint folder (src/train/checkpoint.ts). */
+const TRAINER_BACKBONE_FILE = "backbone.safetensors";
 
 export interface LoadedBackbone {
   /** The backbone with the checkpoint's weights, in eval mode. */
@@ -77,16 +84,18 @@ export function saveBackboneCheckpoint(
 }
 
 /**
- * Loads a backbone checkpoint (.safetensors from mfr, or arcface_torch's .pth) into a freshly
- * built backbone in eval mode. Keys must match exactly; errors name the file.
+ * Loads a backbone checkpoint (mfr's .safetensors, a trainer checkpoint folder, arcface_torch's
+ * .pth) into a freshly built backbone in eval mode. Keys must match exactly; errors name the file.
  */
-export function loadBackboneCheckpoint(file: string, hint: Partial<BackboneDescriptor> = {}): LoadedBackbone {
+export function loadBackboneCheckpoint(path: string, hint: Partial<BackboneDescriptor> = {}): LoadedBackbone {
+  const file = isDirectory(path) ? join(path, TRAINER_BACKBONE_FILE) : path;
+  if (!existsSync(file)) throw new Error(`${file}: no such checkpoint`);
   const format = /\.safetensors$/i.test(file) ? "safetensors" : "pth";
   let tensors: Map<string, Tensor>;
   let metadata: Record<string, string> = {};
   if (format === "safetensors") {
     const st = T.loadSafetensors(file);
-    tensors = st.tensors;
+    tensors = onlyModelTensors(st.tensors);
     metadata = st.metadata;
   } else {
     tensors = pthBackboneStateDict(file);
@@ -123,6 +132,26 @@ export function loadBackboneCheckpoint(file: string, hint: Partial<BackboneDescr
   } finally {
     for (const t of tensors.values()) t.dispose();
   }
+}
+
+function isDirectory(p: string): boolean {
+  return existsSync(p) && statSync(p).isDirectory();
+}
+
+/**
+ * A training checkpoint keeps the backbone under "model.<key>" beside optimizer state: keep those
+ * keys, without the prefix, and free the rest. A plain state dict is returned as it is.
+ */
+function onlyModelTensors(all: Map<string, Tensor>): Map<string, Tensor> {
+  if (all.has("conv1.weight") || all.has("layers.0.layers.0.weight")) return all;
+  const prefix = "model.";
+  if (![...all.keys()].some((k) => k.startsWith(prefix))) return all;
+  const out = new Map<string, Tensor>();
+  for (const [k, t] of all) {
+    if (k.startsWith(prefix)) out.set(k.slice(prefix.length), t);
+    else t.dispose();
+  }
+  return out;
 }
 
 /** The backbone state dict of a .pth: a plain state dict or arcface_torch's "state_dict_backbone". */
