@@ -6,12 +6,14 @@ cd "$(dirname "$0")/.."
 
 log() { echo "[bootstrap] $*" >&2; }
 
-# 1. Debian packages: libtorch (unless MFR_LIBTORCH names another build) and Gloo's headers.
+# 1. Debian packages: libtorch (unless MFR_LIBTORCH names another build), Gloo's headers, onnx.
 need=()
 if [[ -z "${MFR_LIBTORCH:-}" ]]; then
   dpkg -s libtorch-dev >/dev/null 2>&1 || need+=(libtorch-dev)
 fi
 dpkg -s libgloo-dev >/dev/null 2>&1 || need+=(libgloo-dev)
+# Python's onnx checker: the export tests run every exported file through it.
+dpkg -s python3-onnx >/dev/null 2>&1 || need+=(python3-onnx)
 command -v make >/dev/null 2>&1 || need+=(make)
 command -v g++ >/dev/null 2>&1 || need+=(g++)
 if ((${#need[@]})); then
