@@ -54,7 +54,11 @@ switch (what) {
     break;
   case "defines":
     console.log(
-      [`_GLIBCXX_USE_CXX11_ABI=${cfg.abi}`, "USE_C10D_GLOO", ...(cfg.cuda ? ["MFR_CUDA=1", "USE_C10D_NCCL"] : [])].join(" "),
+      [
+        `_GLIBCXX_USE_CXX11_ABI=${cfg.abi}`,
+        "USE_C10D_GLOO",
+        ...(cfg.cuda ? ["MFR_CUDA=1", "USE_C10D_NCCL"] : []),
+      ].join(" "),
     );
     break;
   case "ldflags":

@@ -11,7 +11,10 @@ if [[ -f build/Release/mfr_native.node && -f $stamp && $(cat "$stamp") == "$hash
 fi
 echo "[build-native] building the libtorch addon (a few minutes)" >&2
 nodedir=$(npm config get nodedir 2>/dev/null || true)
-args=(rebuild -j "${MFR_BUILD_JOBS:-2}")
-[[ -n "$nodedir" && "$nodedir" != "undefined" && -d "$nodedir/include/node" ]] && args+=(--nodedir="$nodedir")
-../node_modules/.bin/node-gyp "${args[@]}" >&2
+flags=()
+[[ -n "$nodedir" && "$nodedir" != "undefined" && -d "$nodedir/include/node" ]] && flags+=(--nodedir="$nodedir")
+# configure + build rather than rebuild: only what changed recompiles, and a failed compile leaves
+# the previous addon in place for whatever is using it. (Configure reruns the libtorch lookup.)
+../node_modules/.bin/node-gyp configure "${flags[@]}" >&2
+../node_modules/.bin/node-gyp build -j "${MFR_BUILD_JOBS:-2}" "${flags[@]}" >&2
 echo "$hash" >"$stamp"

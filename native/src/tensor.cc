@@ -129,6 +129,39 @@ namespace {
 
 #define TENSOR_FN(name) Napi::Value name(const Napi::CallbackInfo& info)
 
+// The bytes of any typed array, including one over a SharedArrayBuffer (the data loader's batch
+// buffers): asking N-API for the data pointer alone works where asking for the ArrayBuffer fails.
+void TypedArrayBytes(Napi::Env env, Napi::Value v, const uint8_t** data, size_t* bytes) {
+  napi_typedarray_type type;
+  size_t length = 0;
+  void* ptr = nullptr;
+  size_t offset = 0;
+  if (napi_get_typedarray_info(env, v, &type, &length, &ptr, nullptr, &offset) != napi_ok) {
+    throw Napi::TypeError::New(env, "expected a typed array");
+  }
+  size_t width = 1;
+  switch (type) {
+    case napi_int16_array:
+    case napi_uint16_array:
+      width = 2;
+      break;
+    case napi_int32_array:
+    case napi_uint32_array:
+    case napi_float32_array:
+      width = 4;
+      break;
+    case napi_float64_array:
+    case napi_bigint64_array:
+    case napi_biguint64_array:
+      width = 8;
+      break;
+    default:
+      width = 1;
+  }
+  *data = static_cast<const uint8_t*>(ptr);
+  *bytes = length * width;
+}
+
 TENSOR_FN(Dispose) {
   Napi::Env env = info.Env();
   Slot* s = Lookup(env, info[0]);
@@ -217,9 +250,9 @@ TENSOR_FN(CopyInto) {
   uint8_t* dst = nullptr;
   size_t len = 0;
   if (info[1].IsTypedArray()) {
-    auto ta = info[1].As<Napi::TypedArray>();
-    dst = static_cast<uint8_t*>(ta.ArrayBuffer().Data()) + ta.ByteOffset();
-    len = ta.ByteLength();
+    const uint8_t* p = nullptr;
+    TypedArrayBytes(env, info[1], &p, &len);
+    dst = const_cast<uint8_t*>(p);
   } else if (info[1].IsArrayBuffer()) {
     auto ab = info[1].As<Napi::ArrayBuffer>();
     dst = static_cast<uint8_t*>(ab.Data());
@@ -308,9 +341,7 @@ TENSOR_FN(FromBuffer) {
   const uint8_t* src = nullptr;
   size_t len = 0;
   if (info[0].IsTypedArray()) {
-    auto ta = info[0].As<Napi::TypedArray>();
-    src = static_cast<const uint8_t*>(ta.ArrayBuffer().Data()) + ta.ByteOffset();
-    len = ta.ByteLength();
+    TypedArrayBytes(env, info[0], &src, &len);
   } else if (info[0].IsArrayBuffer()) {
     auto ab = info[0].As<Napi::ArrayBuffer>();
     src = static_cast<const uint8_t*>(ab.Data());

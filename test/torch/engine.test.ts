@@ -72,6 +72,19 @@ describe("errors are JS errors naming the op", () => {
   });
 });
 
+describe("buffers", () => {
+  test("tensors copy from and into typed arrays over SharedArrayBuffers and at offsets", () => {
+    const shared = new Float32Array(new SharedArrayBuffer(24));
+    shared.set([1, 2, 3, 4, 5, 6]);
+    assert.deepEqual(T.tensor(shared, { shape: [2, 3] }).toArray(), [1, 2, 3, 4, 5, 6]);
+    assert.deepEqual(T.tensor(new Float32Array(shared.buffer, 8, 2)).toArray(), [3, 4]);
+    const out = new Float32Array(new SharedArrayBuffer(8));
+    T.tensor([7, 8]).copyInto(out);
+    assert.deepEqual(Array.from(out), [7, 8]);
+    assert.throws(() => T.tensor([1, 2, 3]).copyInto(out), /destination has 8 bytes, tensor has 12/);
+  });
+});
+
 describe("memory", () => {
   test("scope frees everything made inside except what is returned", () => {
     const outer = T.ones([2]);
