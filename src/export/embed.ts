@@ -1,6 +1,7 @@
 // Embedding extraction: a model (an exported .onnx run by onnxruntime-node, or a checkpoint run by
 // libtorch in eval mode) over every image of a dataset, in order, batch by batch. The result feeds
 // `mfr eval`; embeddings are written as the model returns them (eval normalises rows itself).
+import { existsSync } from "node:fs";
 import * as T from "../torch/index.ts";
 import {
   type BackboneDescriptor,
@@ -89,6 +90,7 @@ export interface OpenEmbedderOptions extends SessionOptions {
 
 /** An .onnx file runs in onnxruntime-node; anything else is loaded as a backbone checkpoint. */
 export async function openEmbedder(model: string, o: OpenEmbedderOptions = {}): Promise<Embedder> {
+  if (!existsSync(model)) throw new Error(`${model}: no such model file`);
   if (/\.onnx$/i.test(model)) return OnnxEmbedder.open(model, o);
   return new TorchEmbedder(loadBackboneCheckpoint(model, o.hint).model);
 }

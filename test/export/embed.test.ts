@@ -94,7 +94,7 @@ test("a flat folder of images embeds without labels; asking for labels is an err
   await ort.close();
 });
 
-test("mfr embed writes .npy files that mfr eval reads", () => {
+test("mfr embed writes .npy files that mfr eval reads; mfr eval --model gives the same", () => {
   const e = path.join(dir, "e.npy");
   const l = path.join(dir, "l.npy");
   const out = mfrOk("embed", "--model", onnx, "--data", faces, "--out", e, "--labels", l, "--flip");
@@ -111,4 +111,7 @@ test("mfr embed writes .npy files that mfr eval reads", () => {
     pairs: { genuine: number; impostor: number };
   };
   assert.deepEqual(ev.pairs, { genuine: 9, impostor: 27 });
+  // mfr eval --model embeds the set itself, to the same result.
+  const direct = mfrOk("eval", "--model", onnx, "--data", faces, "--flip", "--json");
+  assert.deepEqual(JSON.parse(direct), ev);
 });

@@ -1,9 +1,12 @@
 // `mfr eval`: exact TPR@FPR over all pairs of an embedded test set, by mask group.
 import type { Command } from "commander";
 import { ProcessGroup, placementFromEnv } from "../../dist/index.ts";
+import * as T from "../../torch/index.ts";
+import { embedDataset, openEmbedder } from "../../export/index.ts";
 import {
   DEFAULT_FPRS,
   type GemmKind,
+  type PairEvalInput,
   evaluatePairs,
   evaluationJson,
   loadPairInput,
@@ -11,6 +14,20 @@ import {
   processGroupCollectives,
   writeReport,
 } from "../../eval/index.ts";
+
+/** `--model` over `--data` (what `mfr embed` writes), with --groups read from its file. */
+async function embeddedInput(model: string, data: string, flags: EvalFlags): Promise<PairEvalInput> {
+  const embedder = await openEmbedder(model);
+  try {
+    const e = await embedDataset(embedder, data, { flip: !!flags.flip });
+    if (!e.labelled) throw new Error(`${data}: images without identities have no pairs to evaluate`);
+    const groups = flags.groups === undefined ? undefined : T.scope(() => T.loadNpy(flags.groups!).toArray());
+    const embeddings = T.tensor(e.embeddings, { shape: [e.count, e.dim] });
+    return { embeddings, labels: e.labels, ...(groups ? { groups } : {}) };
+  } finally {
+    await embedder.close();
+  }
+}
 
 interface EvalFlags {
   embeddings?: string;
@@ -33,8 +50,8 @@ export function registerEval(program: Command): void {
     .option("--embeddings <file>", "embeddings .npy, float32/float16 [N, D]")
     .option("--labels <file>", "identity labels .npy, int [N]")
     .option("--groups <file>", "mask groups .npy, uint8 [N]: 0 unmasked, 1 masked")
-    .option("--model <file>", "checkpoint or ONNX model to embed --data with (not yet available)")
-    .option("--data <dir>", "dataset to embed with --model (not yet available)")
+    .option("--model <file>", "checkpoint or .onnx to embed --data with (as mfr embed does)")
+    .option("--data <dir>", "dataset to embed with --model")
     .option("--flip", "flip-sum test-time augmentation when embedding (with --model)")
     .option("--fpr <list>", "target FPRs, comma-separated", DEFAULT_FPRS.join(","))
     .option("--json", "print exactly one JSON object and nothing else")
@@ -42,20 +59,18 @@ export function registerEval(program: Command): void {
     .option("--block-size <n>", "rows per tile of the block GEMM", "2048")
     .option("--gemm <kind>", "onednn (CPU inner-product kernel) or mm (aten::mm)", "onednn")
     .action(async (flags: EvalFlags) => {
-      if (flags.model !== undefined || flags.data !== undefined)
+      const embedding = flags.model !== undefined || flags.data !== undefined;
+      if (embedding && (flags.model === undefined || flags.data === undefined))
+        throw new Error("eval --model and --data go together");
+      if (!embedding && (flags.embeddings === undefined || flags.labels === undefined))
         throw new Error(
-          "eval --model/--data is not yet available: embedding a dataset with a model needs the models, " +
-            "data and export work to land; embed the set yourself and pass --embeddings/--labels/--groups",
+          "eval needs --embeddings and --labels (and optionally --groups), or --model and --data",
         );
-      if (flags.embeddings === undefined || flags.labels === undefined)
-        throw new Error("eval needs --embeddings and --labels (and optionally --groups)");
       if (flags.gemm !== "onednn" && flags.gemm !== "mm") throw new Error(`--gemm must be onednn or mm`);
       const fpr = parseFprList(flags.fpr);
-      const input = loadPairInput({
-        embeddings: flags.embeddings,
-        labels: flags.labels,
-        groups: flags.groups,
-      });
+      const input = embedding
+        ? await embeddedInput(flags.model!, flags.data!, flags)
+        : loadPairInput({ embeddings: flags.embeddings!, labels: flags.labels!, groups: flags.groups });
       // Under `mfr launch` (or Slurm/Open MPI) the block grid is split over the ranks; every rank
       // ends with the same numbers and rank 0 prints them.
       const placement = placementFromEnv();
