@@ -205,7 +205,8 @@ function flatten(g: GraphBuilder, path: string, x: GraphValue, start: number, en
     throw new Error(
       `export: '${path}' flattens dims ${start}..${end}; only flattening to the end is supported`,
     );
-  const rest = x.shape.slice(s).reduce<number>((a, d) => a * (d as number), 1);
   if (s !== 1) throw new Error(`export: '${path}' flattens from dim ${start}; only dim 1 keeps the batch`);
+  // ONNX's Flatten(axis=1) and torch's flatten(1) both keep row-major order: [N, C·H·W].
+  const rest = x.shape.slice(1).reduce<number>((a, d) => a * (d as number), 1);
   return { name: g.node("Flatten", path, [x.name], [attr.int("axis", s)]), shape: [x.shape[0]!, rest] };
 }
