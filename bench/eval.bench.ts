@@ -49,34 +49,49 @@ const cpuSeconds = (): number => {
 };
 
 /**
- * oneDNN's float32 GEMM on the block shape, no post-processing: the machine's rate, per wall
- * second and per CPU second (the machine is shared; CPU time is what contention distorts least).
+ * oneDNN's float32 GEMM on the block shape with no post-processing: the machine's rate. The
+ * machine is shared and its load drifts, so besides runs before and after, the evaluation is
+ * probed between blocks (every PROBE_EVERY-th block one bare product, timed and then subtracted
+ * from the evaluation's time): the fraction compares rates measured under the same load.
  */
-function gemmRate(x: T.Tensor, reps = 8): { wall: number; cpu: number } {
-  const toMkldnn = T.opId("aten::to_mkldnn");
-  const linear = T.opId("aten::mkldnn_linear");
-  const [a, b] = [0, 1].map((i) =>
-    T.wrap(T.callOp(toMkldnn, x.narrow(0, i * BLOCK, BLOCK).contiguous(), null)).keep(),
-  ) as [T.Tensor, T.Tensor];
-  const times: number[] = [];
-  const cpus: number[] = [];
-  for (let r = 0; r < reps + 1; r++) {
+class GemmProbe {
+  readonly wall: number[] = [];
+  readonly cpu: number[] = [];
+  spentWall = 0;
+  spentCpu = 0;
+  readonly #a: T.Tensor;
+  readonly #b: T.Tensor;
+  readonly #linear = T.opId("aten::mkldnn_linear");
+  constructor(x: T.Tensor) {
+    const toMkldnn = T.opId("aten::to_mkldnn");
+    [this.#a, this.#b] = [0, 1].map((i) =>
+      T.wrap(T.callOp(toMkldnn, x.narrow(0, i * BLOCK, BLOCK).contiguous(), null)).keep(),
+    ) as [T.Tensor, T.Tensor];
+  }
+  run(): void {
     const t0 = performance.now();
     const c0 = cpuSeconds();
-    T.scope(() => T.wrap(T.callOp(linear, a, b, null)));
-    if (r > 0) {
-      times.push((performance.now() - t0) / 1000);
-      cpus.push(cpuSeconds() - c0);
-    }
+    T.scope(() => T.wrap(T.callOp(this.#linear, this.#a, this.#b, null)));
+    const w = (performance.now() - t0) / 1000;
+    const c = cpuSeconds() - c0;
+    this.wall.push(w);
+    this.cpu.push(c);
+    this.spentWall += w;
+    this.spentCpu += c;
   }
-  a.dispose();
-  b.dispose();
-  const flops = 2 * BLOCK * BLOCK * DIM;
-  const median = (xs: number[]) => xs.sort((p, q) => p - q)[xs.length >> 1]!;
-  return { wall: flops / median(times) / 1e9, cpu: flops / median(cpus) / 1e9 };
+  /** Median GFLOP/s per wall second and per CPU second. */
+  rate(from = 0): { wall: number; cpu: number } {
+    const median = (xs: number[]) => [...xs].sort((p, q) => p - q)[xs.length >> 1]!;
+    const flops = 2 * BLOCK * BLOCK * DIM;
+    return {
+      wall: flops / median(this.wall.slice(from)) / 1e9,
+      cpu: flops / median(this.cpu.slice(from)) / 1e9,
+    };
+  }
 }
+const PROBE_EVERY = 8;
 
-async function runMfr(input: ReturnType<typeof synthetic>) {
+async function runMfr(input: ReturnType<typeof synthetic>, probe?: GemmProbe) {
   let peakRss = process.memoryUsage().rss;
   const before = peakRss;
   const t0 = performance.now();
@@ -84,10 +99,14 @@ async function runMfr(input: ReturnType<typeof synthetic>) {
   const ev = await evaluatePairs(input, {
     fpr: FPRS,
     blockSize: BLOCK,
-    onProgress: () => (peakRss = Math.max(peakRss, process.memoryUsage().rss)),
+    onProgress: (p) => {
+      peakRss = Math.max(peakRss, process.memoryUsage().rss);
+      if (probe && p.done % PROBE_EVERY === 0) probe.run();
+    },
   });
-  const seconds = (performance.now() - t0) / 1000;
-  return { ev, seconds, cpu: cpuSeconds() - c0, peakRss, rssGrowth: peakRss - before };
+  const seconds = (performance.now() - t0) / 1000 - (probe?.spentWall ?? 0);
+  const cpu = cpuSeconds() - c0 - (probe?.spentCpu ?? 0);
+  return { ev, seconds, cpu, peakRss, rssGrowth: peakRss - before };
 }
 
 function runNumpy(input: ReturnType<typeof synthetic>, m: number) {
@@ -118,12 +137,15 @@ const pairsOf = (n: number) => (n * (n - 1)) / 2;
 
 const input = synthetic(N);
 const load0 = loadavg()[0]!;
-const rateBefore = gemmRate(input.embeddings);
-const big = await runMfr(input);
-const rateAfter = gemmRate(input.embeddings);
+const probe = new GemmProbe(input.embeddings);
+for (let i = 0; i < 4; i++) probe.run();
+const rateBefore = probe.rate(1);
+const warm = probe.wall.length;
+const big = await runMfr(input, probe);
+const during = probe.rate(warm);
 const flops = 2 * pairsOf(N) * DIM;
-const fracWall = flops / big.seconds / 1e9 / Math.max(rateBefore.wall, rateAfter.wall);
-const fracCpu = flops / big.cpu / 1e9 / Math.max(rateBefore.cpu, rateAfter.cpu);
+const fracWall = flops / big.seconds / 1e9 / during.wall;
+const fracCpu = flops / big.cpu / 1e9 / during.cpu;
 console.log(`mfr eval, N = ${N} x ${DIM} (${(pairsOf(N) / 1e9).toFixed(3)} G pairs), ${threads} threads`);
 console.log(
   `  wall ${big.seconds.toFixed(1)} s, CPU ${big.cpu.toFixed(1)} s, peak RSS ${gb(big.peakRss)} (+${gb(big.rssGrowth)} during eval), ` +
@@ -134,7 +156,8 @@ console.log(
 );
 console.log(
   `  float32 GEMM (oneDNN, ${BLOCK}x${DIM} by ${DIM}x${BLOCK}), GFLOP/s per wall s / per CPU s: ` +
-    `before ${rateBefore.wall.toFixed(1)} / ${rateBefore.cpu.toFixed(1)}, after ${rateAfter.wall.toFixed(1)} / ${rateAfter.cpu.toFixed(1)}`,
+    `before ${rateBefore.wall.toFixed(1)} / ${rateBefore.cpu.toFixed(1)}, ` +
+    `during (median of ${probe.wall.length - warm} probes between blocks) ${during.wall.toFixed(1)} / ${during.cpu.toFixed(1)}`,
 );
 console.log(
   `  scoring: ${(flops / big.seconds / 1e9).toFixed(1)} / ${(flops / big.cpu / 1e9).toFixed(1)} GFLOP/s = ` +
@@ -156,7 +179,7 @@ const report: Record<string, unknown> = {
     rssGrowthBytes: big.rssGrowth,
     phases: big.ev.info.seconds,
   },
-  gemmGflops: { before: rateBefore, after: rateAfter },
+  gemmGflops: { before: rateBefore, during, probes: probe.wall.length - warm },
   fractionOfGemm: { wall: fracWall, cpu: fracCpu },
   result: JSON.parse(evaluationJson(big.ev)) as unknown,
 };
