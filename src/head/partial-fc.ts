@@ -85,7 +85,8 @@ export class PartialFC {
     }
     const [lossValue, gradLocal] = T.scope(() => {
       const labelsIn = localLabels.flatten().to("i64");
-      if (labelsIn.size(0) !== b) throw new Error(`head.forward: ${b} embeddings but ${labelsIn.size(0)} labels`);
+      if (labelsIn.size(0) !== b)
+        throw new Error(`head.forward: ${b} embeddings but ${labelsIn.size(0)} labels`);
       const [x, y] = T.noGrad(() => {
         const feats = g.allGather(localEmbeddings.detach().float().contiguous()).wait();
         const labs = g.allGather(labelsIn.contiguous()).wait();

@@ -37,7 +37,10 @@ test("class shards follow arcface_torch's uneven split", () => {
 
 for (const K of [2, 3]) {
   test(`head on ${K} ranks equals a single-process margin softmax`, async () => {
-    const lines = await runRanks<{ rank: number; results: CaseResult[] }>(K, path.join(here, "worker-head.ts"));
+    const lines = await runRanks<{ rank: number; results: CaseResult[] }>(
+      K,
+      path.join(here, "worker-head.ts"),
+    );
     assert.equal(lines.length, K);
     for (const line of lines) {
       for (const r of line.results) {
@@ -54,7 +57,10 @@ for (const K of [2, 3]) {
     // The loss is the same global value on every rank.
     for (let i = 0; i < lines[0]!.results.length; i++) {
       const values = lines.map((l) => l.results[i]!.lossValue);
-      assert.ok(values.every((v) => v === values[0]), `loss differs across ranks: ${values.join(", ")}`);
+      assert.ok(
+        values.every((v) => v === values[0]),
+        `loss differs across ranks: ${values.join(", ")}`,
+      );
     }
   });
 }

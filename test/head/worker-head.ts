@@ -19,7 +19,14 @@ const K = g.worldSize;
 const cases: Case[] = [
   { name: "cosface full", classes: 7 * K + 2, dim: 8, perRank: 3, sampleRate: 1, margin: { s: 64, m3: 0.4 } },
   { name: "arcface full", classes: 5 * K + 1, dim: 6, perRank: 4, sampleRate: 1, margin: { s: 64, m2: 0.5 } },
-  { name: "cosface sampled", classes: 40 + K, dim: 8, perRank: 3, sampleRate: 0.5, margin: { s: 32, m3: 0.4 } },
+  {
+    name: "cosface sampled",
+    classes: 40 + K,
+    dim: 8,
+    perRank: 3,
+    sampleRate: 0.5,
+    margin: { s: 32, m3: 0.4 },
+  },
   { name: "arcface sampled", classes: 31, dim: 5, perRank: 2, sampleRate: 0.3, margin: { s: 64, m2: 0.5 } },
 ];
 
@@ -28,12 +35,20 @@ const rel = (a: T.Tensor, b: T.Tensor): number =>
 
 const results = cases.map((c) =>
   T.scope(() => {
-    const head = new PartialFC(g, { ...c, numClasses: c.classes, embeddingSize: c.dim, featureGradScale: "true", seed: 7 });
+    const head = new PartialFC(g, {
+      ...c,
+      numClasses: c.classes,
+      embeddingSize: c.dim,
+      featureGradScale: "true",
+      seed: 7,
+    });
     T.manualSeed(123);
     const X = T.randn([c.perRank * K, c.dim]);
     const Y = T.randint(0, c.classes, [c.perRank * K], { dtype: "i64" });
     T.manualSeed(1000 + g.rank); // ranks sample different negatives
-    const mine = X.narrow(0, g.rank * c.perRank, c.perRank).clone().requiresGrad_();
+    const mine = X.narrow(0, g.rank * c.perRank, c.perRank)
+      .clone()
+      .requiresGrad_();
     const loss = head.forward(mine, Y.narrow(0, g.rank * c.perRank, c.perRank));
     loss.backward();
     const gw = head.weight.grad!;

@@ -1,0 +1,71 @@
+// `mfr train CONFIG [--set key=value ...] [--resume]`: one process, or one rank under `mfr launch`.
+// Rank 0 shows a progress bar (or a line per logged step when stderr is not a terminal).
+import type { Command } from "commander";
+import { SingleBar } from "cli-progress";
+import { loadConfigFile, train, type TrainEvent } from "../../train/index.ts";
+
+export function registerTrain(program: Command): void {
+  program
+    .command("train")
+    .description(
+      "train a backbone with the model-parallel margin head (configs/*.ts; run under mfr launch for K ranks)",
+    )
+    .argument("<config>", "config module, e.g. configs/base.ts")
+    .option(
+      "--set <key=value>",
+      "override a config key (repeatable)",
+      (v: string, acc: string[]) => [...acc, v],
+      [],
+    )
+    .option("--resume", "continue from the newest complete checkpoint in runDir")
+    .action(async (file: string, o: { set: string[]; resume?: boolean }) => {
+      const cfg = await loadConfigFile(file, o.set);
+      const rank0 = (process.env.RANK ?? "0") === "0";
+      const tty = process.stderr.isTTY && rank0;
+      const bar = tty
+        ? new SingleBar({ format: "train [{bar}] {value}/{total} loss {loss} lr {lr} {ips} img/s" })
+        : undefined;
+      const onEvent = (e: TrainEvent): void => {
+        if (!rank0) return;
+        switch (e.kind) {
+          case "start":
+            console.error(
+              `mfr train: ${e.worldSize} rank(s), ${e.numClasses} classes, ${(e.params / 1e6).toFixed(2)} M backbone parameters, ` +
+                `steps ${e.startStep}..${e.steps}${e.startStep ? " (resumed)" : ""}`,
+            );
+            bar?.start(e.steps, e.startStep, { loss: "-", lr: "-", ips: "-" });
+            break;
+          case "step": {
+            const m = e.metrics;
+            const fields = {
+              loss: m.loss.toFixed(4),
+              lr: m.lr.toExponential(2),
+              ips: m.imagesPerSec.toFixed(0),
+            };
+            if (bar) bar.update(m.step, fields);
+            else if (m.step % cfg.logEvery === 0)
+              console.error(`step ${m.step} loss ${fields.loss} lr ${fields.lr} ${fields.ips} img/s`);
+            break;
+          }
+          case "verify":
+            bar?.stop();
+            console.error(`step ${e.step} verification: ${JSON.stringify(e.results)}`);
+            break;
+          case "checkpoint":
+            if (!bar) console.error(`checkpoint ${e.dir}`);
+            break;
+          case "warning":
+            console.error(`warning: ${e.message}`);
+            break;
+        }
+      };
+      const r = await train(cfg, { resume: !!o.resume, onEvent });
+      bar?.stop();
+      if (rank0 && r.losses.length) {
+        console.error(
+          `loss ${r.losses[0]!.loss.toFixed(4)} -> ${r.losses.at(-1)!.loss.toFixed(4)}; metrics in ${cfg.runDir}/metrics.jsonl`,
+        );
+      }
+      r.backbone.dispose();
+    });
+}

@@ -1,0 +1,155 @@
+// Training configuration: one zod schema, typed; `defineConfig` for configs/ files and presets
+// derived by spreading; `--set key=value` overrides with errors that name the key.
+import { z } from "zod";
+
+const margin = z.object({
+  s: z.number().positive(),
+  m1: z.number().optional(),
+  m2: z.number().optional(),
+  m3: z.number().optional(),
+});
+
+export const TrainConfigSchema = z
+  .object({
+    /** Where checkpoints, metrics.jsonl and run.json go. */
+    runDir: z.string().min(1),
+    data: z
+      .object({
+        /** A .rec, a folder of <identity>/<n>.jpg, or a list file. */
+        path: z.string().min(1),
+        /** Images per rank per step. */
+        batchSize: z.number().int().positive(),
+        workers: z.number().int().positive().default(2),
+        imageSize: z.number().int().positive().default(112),
+        maskProb: z.number().min(0).max(1).default(0.35),
+        flipProb: z.number().min(0).max(1).default(0.5),
+      })
+      .strict(),
+    model: z
+      .object({
+        backbone: z.string().default("r50"),
+        width: z.number().positive().default(1),
+        embeddingSize: z.number().int().positive().default(512),
+      })
+      .strict(),
+    head: z
+      .object({
+        /** Number of identities; 0 = take it from the dataset. */
+        numClasses: z.number().int().nonnegative().default(0),
+        sampleRate: z.number().gt(0).max(1).default(1),
+        margin: z.union([z.enum(["cosface", "arcface"]), margin]).default("cosface"),
+        seed: z.number().int().default(0),
+      })
+      .strict(),
+    optim: z
+      .object({
+        /** Base rate of the backbone and head (SGD, momentum 0.9, as arcface_torch). */
+        lr: z.number().positive().default(0.1),
+        momentum: z.number().min(0).max(1).default(0.9),
+        weightDecay: z.number().nonnegative().default(5e-4),
+        warmupSteps: z.number().int().nonnegative().default(0),
+        decay: z.enum(["poly", "cosine", "constant"]).default("poly"),
+        /** Backbone gradient norm clip (arcface_torch: 5); 0 = off. */
+        clipNorm: z.number().nonnegative().default(5),
+      })
+      .strict(),
+    dist: z
+      .object({
+        compress: z.enum(["none", "fp16", "bf16"]).default("none"),
+        bucketCapMB: z.number().positive().default(25),
+        timeoutS: z.number().positive().default(120),
+      })
+      .strict(),
+    steps: z.number().int().positive(),
+    seed: z.number().int().default(0),
+    logEvery: z.number().int().positive().default(1),
+    checkpointEvery: z.number().int().nonnegative().default(0),
+    keepCheckpoints: z.number().int().positive().default(3),
+    verifyEvery: z.number().int().nonnegative().default(0),
+  })
+  .strict();
+
+/** A config as written (defaults may be left out). */
+export type TrainConfigInput = z.input<typeof TrainConfigSchema>;
+/** A validated config with every default filled in. */
+export type TrainConfig = z.output<typeof TrainConfigSchema>;
+
+/** For configs/*.ts: checks the shape at type level; validation happens when it is loaded. */
+export function defineConfig(c: TrainConfigInput): TrainConfigInput {
+  return c;
+}
+
+/** Validates a config; the error lists each bad key by its dotted path. */
+export function parseConfig(c: unknown, source = "config"): TrainConfig {
+  const r = TrainConfigSchema.safeParse(c);
+  if (r.success) return r.data;
+  const lines = r.error.issues.map((i) => `  ${i.path.join(".") || "(root)"}: ${i.message}`);
+  throw new Error(`${source} is invalid:\n${lines.join("\n")}`);
+}
+
+/**
+ * Applies `key=value` overrides (dotted keys; values parsed as JSON when they parse, else kept as
+ * strings). An unknown key is an error naming it.
+ */
+export function applyOverrides(c: TrainConfigInput, sets: readonly string[]): TrainConfigInput {
+  const out = structuredClone(c) as Record<string, unknown>;
+  const shape = TrainConfigSchema.shape as Record<string, unknown>;
+  for (const s of sets) {
+    const eq = s.indexOf("=");
+    if (eq <= 0) throw new Error(`--set '${s}': expected key=value`);
+    const key = s.slice(0, eq);
+    const raw = s.slice(eq + 1);
+    let value: unknown = raw;
+    try {
+      value = JSON.parse(raw);
+    } catch {
+      // a bare string
+    }
+    const parts = key.split(".");
+    let node = out;
+    let schema: unknown = shape;
+    for (let i = 0; i < parts.length; i++) {
+      const k = parts[i]!;
+      const known = schemaKeys(schema);
+      if (known && !known.has(k)) {
+        throw new Error(
+          `--set ${key}: unknown key '${parts.slice(0, i + 1).join(".")}' (known: ${[...known].join(", ")})`,
+        );
+      }
+      if (i === parts.length - 1) {
+        node[k] = value;
+      } else {
+        if (typeof node[k] !== "object" || node[k] === null) node[k] = {};
+        node = node[k] as Record<string, unknown>;
+        schema = known ? childShape(schema, k) : undefined;
+      }
+    }
+  }
+  return out as TrainConfigInput;
+}
+
+function unwrap(s: unknown): unknown {
+  let cur = s as { shape?: unknown; def?: { innerType?: unknown } } | undefined;
+  while (cur && !cur.shape && cur.def?.innerType) cur = cur.def.innerType as typeof cur;
+  return cur;
+}
+function schemaKeys(s: unknown): Set<string> | undefined {
+  const shape = (s as Record<string, unknown> | undefined) ?? undefined;
+  return shape ? new Set(Object.keys(shape)) : undefined;
+}
+function childShape(shape: unknown, k: string): unknown {
+  const child = unwrap((shape as Record<string, unknown>)[k]) as { shape?: unknown } | undefined;
+  return child?.shape;
+}
+
+/** Loads a config file (a module whose default export is a config), applies overrides, validates. */
+export async function loadConfigFile(file: string, sets: readonly string[] = []): Promise<TrainConfig> {
+  const { pathToFileURL } = await import("node:url");
+  const { resolve } = await import("node:path");
+  const mod = (await import(pathToFileURL(resolve(file)).href)) as { default?: TrainConfigInput };
+  if (!mod.default) throw new Error(`${file}: a config module must export default defineConfig({...})`);
+  return parseConfig(
+    applyOverrides(mod.default, sets),
+    sets.length ? `${file} with --set ${sets.join(" ")}` : file,
+  );
+}

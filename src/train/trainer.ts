@@ -1,0 +1,215 @@
+// The trainer, top to bottom: data loader → backbone (data parallel) → model-parallel head →
+// loss → backward → clip → SGD on the backbone and on this rank's head shard → LR schedule per
+// iteration; metrics.jsonl, periodic verification, checkpoints (keep the last N), resume.
+// It never prints: progress goes out through `onEvent`.
+import fs from "node:fs";
+import path from "node:path";
+import * as T from "../torch/index.ts";
+import { DataParallel, ProcessGroup } from "../dist/index.ts";
+import { PartialFC } from "../head/index.ts";
+import { MARGIN_PRESETS } from "../losses/index.ts";
+import { type Backbone, buildBackbone } from "../models/index.ts";
+import { LRScheduler, SGD, type ScheduleOptions } from "../optim/index.ts";
+import { DataLoader, openDataset } from "../data/index.ts";
+import { batchToTensors } from "../data/tensors.ts";
+import { type TrainConfig } from "./config.ts";
+import { listCheckpoints, loadCheckpoint, pruneCheckpoints, saveCheckpoint } from "./checkpoint.ts";
+import { trainStep } from "./step.ts";
+
+export interface StepMetrics {
+  step: number;
+  loss: number;
+  lr: number;
+  imagesPerSec: number;
+  rssMB: number;
+  epoch: number;
+}
+
+export type TrainEvent =
+  | { kind: "start"; startStep: number; steps: number; worldSize: number; numClasses: number; params: number }
+  | { kind: "step"; metrics: StepMetrics }
+  | { kind: "verify"; step: number; results: Record<string, number> }
+  | { kind: "checkpoint"; step: number; dir: string }
+  | { kind: "warning"; message: string };
+
+/** Evaluates the backbone (in eval mode) and returns named figures. */
+export type VerifyHook = (backbone: Backbone, step: number) => Promise<Record<string, number>>;
+
+export interface TrainOptions {
+  /** Default: joined from the environment (single process when WORLD_SIZE is unset). */
+  group?: ProcessGroup;
+  /** Continue from the newest complete checkpoint in runDir (if any). */
+  resume?: boolean;
+  verify?: VerifyHook;
+  onEvent?: (e: TrainEvent) => void;
+  /** Stop after this step (tests); the schedule still spans config.steps. */
+  stopAfter?: number;
+}
+
+export interface TrainResult {
+  losses: { step: number; loss: number }[];
+  startStep: number;
+  backbone: Backbone;
+}
+
+export async function train(cfg: TrainConfig, o: TrainOptions = {}): Promise<TrainResult> {
+  const emit = o.onEvent ?? ((): void => undefined);
+  const group = o.group ?? ProcessGroup.init(undefined, { timeoutMs: cfg.dist.timeoutS * 1000 });
+  const { rank, worldSize } = group;
+  fs.mkdirSync(cfg.runDir, { recursive: true });
+
+  // Data: each rank reads its own slice of every epoch (src/data's sharded sampler).
+  const dataset = openDataset(cfg.data.path);
+  const numClasses = cfg.head.numClasses || dataset.numClasses;
+  if (!numClasses)
+    throw new Error(`head.numClasses: ${cfg.data.path} does not declare its identities; set it`);
+  const loader = await DataLoader.open(dataset, {
+    batchSize: cfg.data.batchSize,
+    worldSize,
+    rank,
+    seed: cfg.seed,
+    workers: cfg.data.workers,
+    imageSize: cfg.data.imageSize,
+    maskProb: cfg.data.maskProb,
+    flipProb: cfg.data.flipProb,
+  });
+  loader.on("warning", (w) => emit({ kind: "warning", message: `${w.where}: ${w.reason}` }));
+  try {
+    return await trainWith(cfg, o, group, loader, numClasses);
+  } finally {
+    // The decode workers keep the process alive until closed, error or not.
+    await loader.close();
+    if (!o.group) group.destroy();
+  }
+}
+
+async function trainWith(
+  cfg: TrainConfig,
+  o: TrainOptions,
+  group: ProcessGroup,
+  loader: DataLoader,
+  numClasses: number,
+): Promise<TrainResult> {
+  const emit = o.onEvent ?? ((): void => undefined);
+  const { rank, worldSize } = group;
+
+  // Model: the same initial backbone everywhere (seeded, then broadcast from rank 0 anyway).
+  T.manualSeed(cfg.seed);
+  const backbone = buildBackbone(cfg.model.backbone, {
+    width: cfg.model.width,
+    numFeatures: cfg.model.embeddingSize,
+  });
+  backbone.train();
+  const backboneParams = backbone.parameters().filter((p) => p.requiresGrad);
+  const dp = new DataParallel(group, backboneParams, {
+    compress: cfg.dist.compress,
+    bucketCapMB: cfg.dist.bucketCapMB,
+  });
+  dp.broadcastFromRoot(backbone.namedBuffers().map(([, b]) => b));
+  const margin = typeof cfg.head.margin === "string" ? MARGIN_PRESETS[cfg.head.margin] : cfg.head.margin;
+  const head = new PartialFC(group, {
+    numClasses,
+    embeddingSize: cfg.model.embeddingSize,
+    sampleRate: cfg.head.sampleRate,
+    margin,
+    seed: cfg.head.seed,
+  });
+  // Per-rank randomness (Partial FC negatives, dropout) from here on.
+  T.manualSeed(cfg.seed * 7919 + 1 + rank);
+
+  // Optimizers: SGD with momentum, as arcface_torch, one for the replicated backbone and one for
+  // this rank's head shard (its state is sharded with it). Same schedule, stepped per iteration.
+  const sgd = { lr: cfg.optim.lr, momentum: cfg.optim.momentum, weightDecay: cfg.optim.weightDecay };
+  const backboneOpt = new SGD(backboneParams, sgd);
+  const headOpt = new SGD([head.weight], sgd);
+  const schedule: ScheduleOptions = {
+    warmupIters: Math.min(cfg.optim.warmupSteps, cfg.steps - 1),
+    totalIters: cfg.steps,
+    decay: { kind: cfg.optim.decay },
+  };
+  const schedules = [new LRScheduler(backboneOpt, schedule), new LRScheduler(headOpt, schedule)];
+  const state = () => ({ backbone, backboneOpt, head, headOpt, schedule: schedules[0]!.stateDict() });
+
+  let startStep = 0;
+  const latest = o.resume ? listCheckpoints(cfg.runDir).at(-1) : undefined;
+  if (latest) {
+    const loaded = loadCheckpoint(group, latest.dir, state());
+    startStep = loaded.step;
+    for (const s of schedules) s.loadStateDict({ ...schedule0(s), iteration: startStep });
+    // A different world size has no per-rank RNG to restore: reseed from the step.
+    if (!loaded.rank) T.manualSeed(cfg.seed * 7919 + 1 + rank + startStep * 104729);
+  }
+  emit({
+    kind: "start",
+    startStep,
+    steps: cfg.steps,
+    worldSize,
+    numClasses,
+    params: backbone.numParameters(),
+  });
+
+  const metricsFile = path.join(cfg.runDir, rank === 0 ? "metrics.jsonl" : `metrics-rank${rank}.jsonl`);
+  const parts = {
+    forward: (x: T.Tensor) => backbone.forward(x),
+    afterLossBackward: () => backbone.tape.backward(),
+    backboneParams,
+    dp,
+    head,
+    backboneOpt,
+    headOpt,
+    clipNorm: cfg.optim.clipNorm,
+  };
+  const losses: { step: number; loss: number }[] = [];
+  const end = Math.min(cfg.steps, o.stopAfter ?? cfg.steps);
+  let step = startStep;
+  try {
+    let { epoch, step: inEpoch } = loader.sampler.position(step);
+    while (step < end) {
+      for await (const batch of loader.epoch(epoch, inEpoch)) {
+        if (step >= end) break;
+        const t0 = performance.now();
+        const lr = schedules[0]!.lr;
+        const loss = T.scope(() => {
+          const { x, y } = batchToTensors(batch);
+          return trainStep(parts, x, y);
+        });
+        for (const s of schedules) s.step();
+        step++;
+        const seconds = (performance.now() - t0) / 1000;
+        const metrics: StepMetrics = {
+          step,
+          loss,
+          lr,
+          imagesPerSec: (cfg.data.batchSize * worldSize) / seconds,
+          rssMB: Math.round(process.memoryUsage().rss / 2 ** 20),
+          epoch,
+        };
+        losses.push({ step, loss });
+        if (step % cfg.logEvery === 0 || step === end)
+          fs.appendFileSync(metricsFile, JSON.stringify(metrics) + "\n");
+        emit({ kind: "step", metrics });
+        if (cfg.checkpointEvery > 0 && (step % cfg.checkpointEvery === 0 || step === end)) {
+          const dir = saveCheckpoint(group, cfg.runDir, step, state());
+          if (rank === 0) pruneCheckpoints(cfg.runDir, cfg.keepCheckpoints);
+          emit({ kind: "checkpoint", step, dir });
+        }
+        if (o.verify && cfg.verifyEvery > 0 && (step % cfg.verifyEvery === 0 || step === end)) {
+          backbone.eval();
+          const results = await o.verify(backbone, step);
+          backbone.train();
+          emit({ kind: "verify", step, results });
+        }
+      }
+      epoch++;
+      inEpoch = 0;
+    }
+  } finally {
+    dp.destroy();
+    head.dispose();
+  }
+  return { losses, startStep, backbone };
+}
+
+function schedule0(s: LRScheduler): { iteration: number; baseLrs: number[] } {
+  return s.stateDict();
+}
