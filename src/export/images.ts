@@ -84,16 +84,22 @@ export interface ReadOptions {
 export async function* readImages(dataset: Dataset, o: ReadOptions): AsyncGenerator<ImageBatch> {
   const total = Math.min(dataset.length, o.limit ?? Infinity);
   const batchSize = Math.max(1, Math.min(o.batchSize, total));
-  const loader = await DataLoader.open(dataset, {
-    batchSize,
-    shuffle: false,
-    tail: "pad", // the last batch wraps around to the start; the extra rows are dropped here
-    flipProb: 0,
-    maskProb: 0,
-    // An embedding must belong to its image: a bad image is an error, never silently replaced.
-    maxBadFraction: 0,
-    workers: o.workers ?? 2,
-  });
+  let loader: DataLoader;
+  try {
+    loader = await DataLoader.open(dataset, {
+      batchSize,
+      shuffle: false,
+      tail: "pad", // the last batch wraps around to the start; the extra rows are dropped here
+      flipProb: 0,
+      maskProb: 0,
+      // An embedding must belong to its image: a bad image is an error, never silently replaced.
+      maxBadFraction: 0,
+      workers: o.workers ?? 2,
+    });
+  } catch (e) {
+    dataset.close(); // the loader owns (and closes) the dataset only once it exists
+    throw e;
+  }
   try {
     let start = 0;
     for await (const b of loader.epoch(0)) {

@@ -4,7 +4,7 @@
 // feed `mfr eval`.
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
-import { copyFileSync, mkdirSync, mkdtempSync, rmSync } from "node:fs";
+import { copyFileSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import * as T from "../../src/torch/index.ts";
@@ -75,7 +75,7 @@ test("libtorch and onnxruntime-node (fixed batch 4, padded tail) embed a dataset
   await ort.close();
 });
 
-test("a flat folder of images embeds without labels; asking for labels is an error", async () => {
+test("a flat folder of images embeds without labels; asking for labels, or a broken image, is an error", async () => {
   const flat = path.join(dir, "flat");
   mkdirSync(flat);
   for (const [id, k] of [
@@ -91,6 +91,9 @@ test("a flat folder of images embeds without labels; asking for labels is an err
     embedToFiles(ort, flat, { embeddings: path.join(dir, "x.npy"), labels: path.join(dir, "y.npy") }),
     /no labels to write/,
   );
+  // A broken image stops the run with its name; it is never replaced by another image.
+  writeFileSync(path.join(flat, "zz-broken.jpg"), Buffer.from([0xff, 0xd8, 0xff, 0x00, 0x01]));
+  await assert.rejects(embedDataset(ort, flat), /zz-broken\.jpg/);
   await ort.close();
 });
 
