@@ -139,7 +139,7 @@ export function loadCheckpoint(
       for (const [k, t] of bb.tensors) if (k.startsWith("model.")) model.set(k.slice(6), t);
       s.backbone.loadStateDict(model);
       s.backboneOpt.loadStateDict(optimizerStateFromTensors(bb));
-      loadHeadShard(dir, manifest.worldSize, s);
+      loadHeadShard(dir, manifest.worldSize, s.head, s.headOpt);
     }),
   );
   const own = path.join(dir, `state-rank${group.rank}.json`);
@@ -151,10 +151,13 @@ export function loadCheckpoint(
   return { step: manifest.step, rank };
 }
 
-/** Copies the rows of this rank's (new) shard, and their optimizer state, out of the saved shards. */
-function loadHeadShard(dir: string, savedWorld: number, s: TrainState): void {
-  const { start, count } = s.head.shard;
-  const numClasses = s.head.o.numClasses;
+/**
+ * Copies the rows of this rank's shard, and their optimizer state, out of the shards saved by
+ * `savedWorld` ranks in `dir` (any world size: this is the resharding).
+ */
+export function loadHeadShard(dir: string, savedWorld: number, head: PartialFC, headOpt: AnyOptimizer): void {
+  const { start, count } = head.shard;
+  const numClasses = head.o.numClasses;
   const rowState = new Map<string, T.Tensor>();
   let meta: Record<string, string> = {};
   for (let r = 0; r < savedWorld; r++) {
@@ -176,7 +179,7 @@ function loadHeadShard(dir: string, savedWorld: number, s: TrainState): void {
   }
   const weight = rowState.get("weight");
   if (!weight) throw new Error(`${dir}: no head shard covers classes [${start}, ${start + count})`);
-  s.head.weight.copy_(weight);
+  T.noGrad(() => head.weight.copy_(weight));
   rowState.delete("weight");
-  s.headOpt.loadStateDict(optimizerStateFromTensors({ tensors: rowState, metadata: meta }));
+  headOpt.loadStateDict(optimizerStateFromTensors({ tensors: rowState, metadata: meta }));
 }

@@ -12,6 +12,7 @@ export { trainStep, type StepParts } from "./step.ts";
 export {
   saveCheckpoint,
   loadCheckpoint,
+  loadHeadShard,
   listCheckpoints,
   pruneCheckpoints,
   type Manifest,

@@ -159,6 +159,15 @@ async function trainWith(
     headOpt,
     clipNorm: cfg.optim.clipNorm,
   };
+  const verifyNow = async (at: number): Promise<void> => {
+    if (!o.verify) return;
+    backbone.eval();
+    const results = await o.verify(backbone, at);
+    backbone.train();
+    emit({ kind: "verify", step: at, results });
+  };
+  // A baseline figure before the first step of a fresh run.
+  if (cfg.verifyEvery > 0 && startStep === 0) await verifyNow(0);
   const losses: { step: number; loss: number }[] = [];
   const end = Math.min(cfg.steps, o.stopAfter ?? cfg.steps);
   let step = startStep;
@@ -193,12 +202,7 @@ async function trainWith(
           if (rank === 0) pruneCheckpoints(cfg.runDir, cfg.keepCheckpoints);
           emit({ kind: "checkpoint", step, dir });
         }
-        if (o.verify && cfg.verifyEvery > 0 && (step % cfg.verifyEvery === 0 || step === end)) {
-          backbone.eval();
-          const results = await o.verify(backbone, step);
-          backbone.train();
-          emit({ kind: "verify", step, results });
-        }
+        if (cfg.verifyEvery > 0 && (step % cfg.verifyEvery === 0 || step === end)) await verifyNow(step);
       }
       epoch++;
       inEpoch = 0;
