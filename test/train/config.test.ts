@@ -1,0 +1,41 @@
+// Configs: presets validate, --set overrides parse JSON values and name unknown or bad keys.
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { applyOverrides, loadConfigFile, parseConfig } from "../../src/train/index.ts";
+import base from "../../configs/base.ts";
+import demo from "../../configs/demo.ts";
+import partialFc from "../../configs/partial-fc.ts";
+
+test("presets are valid and derived from base", () => {
+  for (const c of [base, demo, partialFc]) parseConfig(c);
+  assert.equal(parseConfig(partialFc).head.sampleRate, 0.1);
+  assert.equal(parseConfig(partialFc).head.numClasses, 2059906);
+});
+
+test("--set overrides nested keys with JSON values", () => {
+  const c = parseConfig(
+    applyOverrides(base, ["head.sampleRate=0.2", "steps=10", "data.path=/x/y.rec", "head.margin=arcface"]),
+  );
+  assert.equal(c.head.sampleRate, 0.2);
+  assert.equal(c.steps, 10);
+  assert.equal(c.data.path, "/x/y.rec");
+  assert.equal(c.head.margin, "arcface");
+  assert.equal(base.steps, 200000, "the preset itself is untouched");
+});
+
+test("bad overrides name the key", () => {
+  assert.throws(() => applyOverrides(base, ["head.sampleRat=0.2"]), /unknown key 'head.sampleRat'/);
+  assert.throws(() => applyOverrides(base, ["nope=1"]), /unknown key 'nope'/);
+  assert.throws(() => applyOverrides(base, ["steps"]), /expected key=value/);
+  assert.throws(() => parseConfig(applyOverrides(base, ["head.sampleRate=1.5"])), /head\.sampleRate/);
+  assert.throws(() => parseConfig(applyOverrides(base, ["data.batchSize=abc"])), /data\.batchSize/);
+});
+
+test("loadConfigFile applies --set and reports the source", async () => {
+  const c = await loadConfigFile("configs/demo.ts", ["steps=7"]);
+  assert.equal(c.steps, 7);
+  await assert.rejects(
+    loadConfigFile("configs/demo.ts", ["optim.lr=-1"]),
+    /configs\/demo\.ts with --set optim\.lr=-1 is invalid:\n {2}optim\.lr/,
+  );
+});
