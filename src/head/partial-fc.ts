@@ -96,8 +96,13 @@ export class PartialFC {
       const { index, local } = T.noGrad(() => this.sample(y));
       const xLeaf = x.requiresGrad_();
       const wPart = index === undefined ? this.weight : this.weight.indexSelect(0, index);
-      const cos = T.linear(T.normalize(xLeaf), T.normalize(wPart)).clamp(-1, 1);
+      // Drop each [N, C_local] intermediate's handle as soon as the next exists: the autograd graph
+      // keeps what backward needs (the clamp's input), nothing else of that size stays alive.
+      const cosRaw = T.linear(T.normalize(xLeaf), T.normalize(wPart));
+      const cos = cosRaw.clamp(-1, 1);
+      cosRaw.dispose();
       const logits = this.margin.apply(cos, local);
+      cos.dispose();
 
       const { loss, dLogits } = T.noGrad(() => distributedSoftmaxCE(g, logits.detach(), local, n));
       const [gx, gw] = T.grad([logits], [xLeaf, this.weight], [dLogits]);
@@ -107,7 +112,7 @@ export class PartialFC {
           prev.add_(gw!);
           prev.dispose();
         } else {
-          this.weight.grad = gw!.clone();
+          this.weight.grad = gw!; // the .grad slot holds its own reference
         }
       });
       // Each row's gradient is the sum of every shard's partial gradient: reduce-scatter.
@@ -177,7 +182,9 @@ function distributedSoftmaxCE(
 ): { loss: Tensor; dLogits: Tensor } {
   const max = logits.amax([1], true);
   g.allReduce([max], "max").wait();
-  const p = logits.sub(max).exp();
+  const shifted = logits.sub(max);
+  const p = shifted.exp();
+  shifted.dispose();
   const sum = p.sum([1], true);
   g.allReduce([sum], "sum").wait();
   p.div_(sum);
