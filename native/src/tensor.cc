@@ -11,10 +11,10 @@ namespace mfr {
 
 namespace {
 
-// Handle = generation * 2^26 + slot: below 2^53, so exact as a JS number; generation starts at 1
-// so small integers are never valid handles.
-constexpr double kSlotSpan = 67108864.0;  // 2^26
-constexpr uint32_t kMaxGeneration = (1u << 26) - 1;
+// Handle = generation * 2^20 + slot, generation cycling through 1..1023: below 2^30, so a handle
+// is a V8 small integer (no heap number per tensor), and small integers are never handles.
+constexpr double kSlotSpan = 1048576.0;  // 2^20 live tensors at most
+constexpr uint32_t kGenerations = 1023;
 
 int64_t BytesOf(const at::Tensor& t) {
   if (!t.defined() || !t.has_storage()) return 0;
@@ -45,8 +45,8 @@ void Account(Napi::Env env, AddonData* d, int64_t delta) {
 }
 
 Slot* Lookup(Napi::Env env, Napi::Value v) {
-  if (!v.IsNumber()) return nullptr;
-  double h = v.As<Napi::Number>().DoubleValue();
+  double h = 0;
+  if (napi_get_value_double(env, v, &h) != napi_ok) return nullptr;
   if (!(h >= kSlotSpan) || h != static_cast<double>(static_cast<uint64_t>(h))) return nullptr;
   uint64_t n = static_cast<uint64_t>(h);
   uint64_t slot = n % static_cast<uint64_t>(kSlotSpan);
@@ -64,8 +64,7 @@ void Free(Napi::Env env, Slot& s, uint32_t index) {
   s.tensor = at::Tensor();
   s.bytes = 0;
   s.live = false;
-  // Retire the slot for good once its generations are used up rather than risk reuse.
-  if (s.generation < kMaxGeneration) Data(env)->freeSlots.push_back(index);
+  Data(env)->freeSlots.push_back(index);
   Data(env)->liveCount--;
 }
 
@@ -96,7 +95,7 @@ Napi::Value PutTensor(Napi::Env env, at::Tensor t) {
     d->slots.emplace_back();
   }
   Slot& s = d->slots[index];
-  s.generation++;
+  s.generation = s.generation % kGenerations + 1;
   s.tensor = std::move(t);
   s.bytes = BytesOf(s.tensor);
   s.live = true;
@@ -115,7 +114,7 @@ const at::Tensor& GetTensor(Napi::Env env, Napi::Value v, const char* what) {
       uint64_t n = h >= kSlotSpan ? static_cast<uint64_t>(h) : 0;
       uint64_t slot = n % static_cast<uint64_t>(kSlotSpan);
       AddonData* d = Data(env);
-      if (n > 0 && slot < d->slots.size() && n / static_cast<uint64_t>(kSlotSpan) < d->slots[slot].generation) {
+      if (n > 0 && slot < d->slots.size() && n / static_cast<uint64_t>(kSlotSpan) <= kGenerations) {
         throw Napi::Error::New(env, std::string(what) + ": tensor was disposed");
       }
     }
