@@ -1,0 +1,136 @@
+// Head benchmark: the model-parallel head's training step (forward, backward, SGD on the shard)
+// per rank, mfr vs arcface_torch's PartialFC_V2 algorithm in PyTorch on Gloo (bench/head_torch.py),
+// run one after the other on this machine: median step time and peak RSS per rank.
+//   (a) 1 M classes × 512, global batch 512, 2 ranks, sampleRate 1.0 and 0.1, mfr vs PyTorch
+//   (b) the WebFace42M head, 2,059,906 × 512, 4 ranks, a few steps (mfr)
+// Usage: node --import tsx bench/head.bench.ts [--part a|b|all] [--steps N] [--classes C] [--batch B]
+//        [--rates 1,0.1] [--b-batch B] [--b-rate R]
+import { spawn } from "node:child_process";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+import { parseArgs } from "node:util";
+import { freePort, launch } from "../src/dist/index.ts";
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+const { values: args } = parseArgs({
+  options: {
+    part: { type: "string", default: "all" },
+    steps: { type: "string", default: "3" },
+    classes: { type: "string" },
+    batch: { type: "string" },
+    rates: { type: "string", default: "1,0.1" },
+    "b-batch": { type: "string", default: "256" },
+    "b-rate": { type: "string", default: "1" },
+  },
+});
+
+interface RankResult {
+  rank: number;
+  stepMs: number;
+  peakMB: number;
+}
+interface Case {
+  classes: number;
+  dim: number;
+  batch: number;
+  rate: number;
+  steps: number;
+}
+
+function collect(children: { stdout: NodeJS.ReadableStream | null; stderr: NodeJS.ReadableStream | null }[]) {
+  const out: RankResult[] = [];
+  const errs: string[] = [];
+  const done = children.map(
+    (c) =>
+      new Promise<void>((resolve) => {
+        let buf = "";
+        c.stdout!.on("data", (d: Buffer) => (buf += d.toString()));
+        c.stdout!.on("end", () => {
+          for (const l of buf.split("\n")) if (l.startsWith("{")) out.push(JSON.parse(l) as RankResult);
+          resolve();
+        });
+        c.stderr!.on("data", (d: Buffer) => errs.push(d.toString()));
+      }),
+  );
+  return { out, errs, done: Promise.all(done) };
+}
+
+async function runMfr(k: number, c: Case): Promise<RankResult[]> {
+  const job = await launch({
+    nprocPerNode: k,
+    argv: [path.join(here, "head_worker.ts")],
+    execArgv: ["--import", "tsx"],
+    env: { ...process.env, MFR_NUM_THREADS: "1", BENCH_HEAD: JSON.stringify(c) },
+    stdio: "pipe",
+  });
+  const r = collect(job.children);
+  const res = await job.result;
+  await r.done;
+  if (res.exitCode !== 0)
+    throw new Error(`mfr head bench failed: ${res.message}\n${r.errs.join("").slice(-2000)}`);
+  return r.out.sort((a, b) => a.rank - b.rank);
+}
+
+async function runTorch(k: number, c: Case): Promise<RankResult[]> {
+  const port = await freePort();
+  const children = Array.from({ length: k }, (_, rank) =>
+    spawn("/usr/bin/python3", [path.join(here, "head_torch.py")], {
+      env: {
+        ...process.env,
+        OMP_NUM_THREADS: "1",
+        MASTER_ADDR: "127.0.0.1",
+        MASTER_PORT: String(port),
+        RANK: String(rank),
+        WORLD_SIZE: String(k),
+        BENCH_HEAD: JSON.stringify(c),
+      },
+    }),
+  );
+  const r = collect(children);
+  const codes = await Promise.all(
+    children.map((ch) => new Promise<number | null>((res) => ch.on("close", res))),
+  );
+  await r.done;
+  if (codes.some((x) => x !== 0))
+    throw new Error(`PyTorch head bench failed (${codes.join(",")}):\n${r.errs.join("").slice(-2000)}`);
+  return r.out.sort((a, b) => a.rank - b.rank);
+}
+
+const fmt = (rs: RankResult[]): string =>
+  `step ${Math.max(...rs.map((r) => r.stepMs)).toFixed(0)} ms, peak RSS/rank ${rs.map((r) => r.peakMB.toFixed(0)).join(" / ")} MB`;
+
+const steps = Number(args.steps);
+if (args.part === "a" || args.part === "all") {
+  const classes = Number(args.classes ?? 1_000_000);
+  const batch = Number(args.batch ?? 512);
+  console.log(
+    `(a) ${classes} classes x 512, global batch ${batch}, 2 ranks (Gloo, 1 thread each), median of ${steps} steps`,
+  );
+  for (const rate of args.rates.split(",").map(Number)) {
+    const c = { classes, dim: 512, batch, rate, steps };
+    const mfr = await runMfr(2, c);
+    const torch = await runTorch(2, c);
+    const tm = Math.max(...mfr.map((r) => r.stepMs));
+    const tt = Math.max(...torch.map((r) => r.stepMs));
+    const mm = Math.max(...mfr.map((r) => r.peakMB));
+    const mt = Math.max(...torch.map((r) => r.peakMB));
+    console.log(`  sampleRate ${rate}: mfr   ${fmt(mfr)}`);
+    console.log(`  sampleRate ${rate}: torch ${fmt(torch)}`);
+    console.log(
+      `  sampleRate ${rate}: speed ${(tt / tm).toFixed(2)}x (goal >= 1.0), memory ${(mm / mt).toFixed(2)}x (goal <= 1.0)`,
+    );
+  }
+}
+if (args.part === "b" || args.part === "all") {
+  const c = {
+    classes: 2_059_906,
+    dim: 512,
+    batch: Number(args["b-batch"]),
+    rate: Number(args["b-rate"]),
+    steps,
+  };
+  console.log(
+    `(b) WebFace42M head ${c.classes} x 512, 4 ranks, global batch ${c.batch}, sampleRate ${c.rate}`,
+  );
+  console.log(`  mfr ${fmt(await runMfr(4, c))}`);
+}
