@@ -11,7 +11,7 @@ export function registerDemo(program: Command): void {
     .description(
       "train a small face model on built-in synthetic identities; show the loss falling and verification improving",
     )
-    .option("--steps <n>", "training steps", "100")
+    .option("--steps <n>", "training steps", "150")
     .option("--seed <n>", "random seed", "0")
     .option("--dir <dir>", "where the demo's data and run go", path.join("runs", "demo"))
     .action(async (opts: { steps: string; seed: string; dir: string }) => {
