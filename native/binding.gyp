@@ -14,9 +14,12 @@
         "<!(node -p \"require('node-addon-api').include_dir\")",
         "<!@(node torch-config.cjs include)"
       ],
+      # NODE_API_SWALLOW_UNTHROWABLE_EXCEPTIONS: an error raised while the environment shuts down
+      # (process exit, worker termination) is dropped instead of escaping as std::terminate.
       "defines": [
         "NAPI_VERSION=8",
         "NAPI_CPP_EXCEPTIONS",
+        "NODE_API_SWALLOW_UNTHROWABLE_EXCEPTIONS",
         "<!@(node torch-config.cjs defines)"
       ],
       "cflags!": ["-fno-rtti", "-fno-exceptions"],
