@@ -111,6 +111,15 @@ describe("memory", () => {
     assert.ok(made!.disposed);
     assert.throws(() => T.scope(async () => 1), /scopes are synchronous/);
   });
+  test("`using` disposes a tensor at the end of its block", () => {
+    let seen: T.Tensor | undefined;
+    {
+      using t = T.ones([2]);
+      seen = t;
+      assert.ok(!t.disposed);
+    }
+    assert.ok(seen.disposed);
+  });
   test("keep() exempts a tensor from scopes", () => {
     const p = T.scope(() => T.ones([2]).keep());
     const q = T.scope(() => {
