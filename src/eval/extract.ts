@@ -43,7 +43,11 @@ export function valuesAbove(scores: T.Tensor, floor: number, need = 0): Float32A
     if (hits.size(0) > 0) parts.push(pick(s3.index(hits.select(1, 0), null, hits.select(1, 1)), strict));
   }
   if (grouped < h) parts.push(pick(scores.narrow(0, grouped, h - grouped), need === 0));
-  if (parts.length === 1) return parts[0]!;
+  return parts.length === 1 ? parts[0]! : concatFloat32(parts);
+}
+
+/** The arrays end to end, in one new array. */
+export function concatFloat32(parts: readonly Float32Array[]): Float32Array {
   const out = new Float32Array(parts.reduce((s, p) => s + p.length, 0));
   let o = 0;
   for (const p of parts) {

@@ -23,7 +23,7 @@ import { resolveByRadix } from "./radix-pass.ts";
 import { type GemmKind, PairScorer } from "./scorer.ts";
 import { TopScores } from "./topk.ts";
 import { checkPairInput } from "./input.ts";
-import { valuesAbove } from "./extract.ts";
+import { concatFloat32, valuesAbove } from "./extract.ts";
 
 export const DEFAULT_FPRS = ["1e-6", "1e-5", "1e-4"] as const;
 
@@ -220,7 +220,7 @@ export async function evaluatePairs(
       });
     };
     if (storeGenuine) {
-      for (const s of sources) countInto(s, concat(genuine.get(s)!).sort());
+      for (const s of sources) countInto(s, concatFloat32(genuine.get(s)!).sort());
     } else {
       passes.push("genuine");
       const withGenuine = mine.filter((b) => scorer.genuineIndices(b).length > 0);
@@ -286,16 +286,6 @@ async function forBlocks(
 export function prepareLayout(input: PairEvalInput, blockSize: number): Layout {
   const { labels, groups } = checkPairInput(input);
   return makeLayout(labels, groups, blockSize);
-}
-
-function concat(parts: readonly Float32Array[]): Float32Array {
-  const out = new Float32Array(parts.reduce((s, p) => s + p.length, 0));
-  let o = 0;
-  for (const p of parts) {
-    out.set(p, o);
-    o += p.length;
-  }
-  return out;
 }
 
 function joinBy(keys: readonly Source[], m: ReadonlyMap<Source, Float64Array>): Float64Array {
