@@ -38,6 +38,8 @@ struct AddonData {
 Napi::Value PutTensor(Napi::Env env, at::Tensor t);
 // The tensor behind a handle; throws a JS error naming `what` if it is not a live tensor.
 const at::Tensor& GetTensor(Napi::Env env, Napi::Value v, const char* what);
+// The tensors of a JS array of handles; with allowHoles, undefined/null become undefined tensors.
+std::vector<at::Tensor> GetTensors(Napi::Env env, Napi::Value v, const char* what, bool allowHoles = false);
 
 // Raises a JS exception from any C++ exception; used by every entry point.
 [[noreturn]] void ThrowJs(Napi::Env env, const std::string& where, const std::exception& e);

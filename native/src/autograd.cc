@@ -20,22 +20,6 @@ namespace mfr {
 
 namespace {
 
-std::vector<at::Tensor> TensorList(Napi::Env env, Napi::Value v, const char* what, bool allowHoles) {
-  if (!v.IsArray()) throw Napi::TypeError::New(env, std::string(what) + ": expected an array of tensors");
-  Napi::Array arr = v.As<Napi::Array>();
-  std::vector<at::Tensor> out;
-  out.reserve(arr.Length());
-  for (uint32_t i = 0; i < arr.Length(); ++i) {
-    Napi::Value x = arr.Get(i);
-    if (allowHoles && (x.IsUndefined() || x.IsNull())) {
-      out.emplace_back();
-    } else {
-      out.push_back(GetTensor(env, x, what));
-    }
-  }
-  return out;
-}
-
 c10::optional<bool> OptBool(Napi::Value v) {
   if (v.IsUndefined() || v.IsNull()) return c10::nullopt;
   return v.ToBoolean().Value();
@@ -45,10 +29,10 @@ c10::optional<bool> OptBool(Napi::Value v) {
 Napi::Value Backward(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   MFR_GUARD_BEGIN
-  auto tensors = TensorList(env, info[0], "backward", false);
+  auto tensors = GetTensors(env, info[0], "backward", false);
   std::vector<at::Tensor> grads;
   if (info.Length() > 1 && !info[1].IsUndefined() && !info[1].IsNull()) {
-    grads = TensorList(env, info[1], "backward", true);
+    grads = GetTensors(env, info[1], "backward", true);
   }
   torch::autograd::backward(tensors, grads, OptBool(info[2]), info[3].ToBoolean().Value());
   return env.Undefined();
@@ -96,10 +80,10 @@ class BackwardWorker : public Napi::AsyncWorker {
 Napi::Value BackwardAsync(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   MFR_GUARD_BEGIN
-  auto tensors = TensorList(env, info[0], "backward", false);
+  auto tensors = GetTensors(env, info[0], "backward", false);
   std::vector<at::Tensor> grads;
   if (info.Length() > 1 && !info[1].IsUndefined() && !info[1].IsNull()) {
-    grads = TensorList(env, info[1], "backward", true);
+    grads = GetTensors(env, info[1], "backward", true);
   }
   auto* w = new BackwardWorker(env, std::move(tensors), std::move(grads), OptBool(info[2]),
                                info[3].ToBoolean().Value());
@@ -113,10 +97,10 @@ Napi::Value BackwardAsync(const Napi::CallbackInfo& info) {
 Napi::Value Grad(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   MFR_GUARD_BEGIN
-  auto outputs = TensorList(env, info[0], "grad", false);
-  auto inputs = TensorList(env, info[1], "grad", false);
+  auto outputs = GetTensors(env, info[0], "grad", false);
+  auto inputs = GetTensors(env, info[1], "grad", false);
   std::vector<at::Tensor> gradOutputs;
-  if (!info[2].IsUndefined() && !info[2].IsNull()) gradOutputs = TensorList(env, info[2], "grad", true);
+  if (!info[2].IsUndefined() && !info[2].IsNull()) gradOutputs = GetTensors(env, info[2], "grad", true);
   auto result = torch::autograd::grad(outputs, inputs, gradOutputs, OptBool(info[3]),
                                       info[4].ToBoolean().Value(), info[5].ToBoolean().Value());
   Napi::Array out = Napi::Array::New(env, result.size());

@@ -84,14 +84,6 @@ GroupWrap* Group(Napi::Env env, Napi::Value v) {
   return g;
 }
 
-std::vector<at::Tensor> Tensors(Napi::Env env, Napi::Value v, const char* what) {
-  if (!v.IsArray()) throw Napi::TypeError::New(env, std::string(what) + ": expected an array of tensors");
-  Napi::Array a = v.As<Napi::Array>();
-  std::vector<at::Tensor> out;
-  for (uint32_t i = 0; i < a.Length(); ++i) out.push_back(GetTensor(env, a.Get(i), what));
-  return out;
-}
-
 c10d::ReduceOp ReduceOpOf(Napi::Env env, Napi::Value v) {
   std::string op = v.IsString() ? v.As<Napi::String>().Utf8Value() : "sum";
   if (op == "sum") return c10d::ReduceOp::SUM;
@@ -207,7 +199,7 @@ Napi::Value AllReduce(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   MFR_GUARD_BEGIN
   GroupWrap* g = Group(env, info[0]);
-  auto ts = Tensors(env, info[1], "allreduce");
+  auto ts = GetTensors(env, info[1], "allreduce");
   c10d::AllreduceOptions o;
   o.reduceOp = ReduceOpOf(env, info[2]);
   return NewWork(env, g->pg->allreduce(ts, o), "allreduce");
@@ -219,7 +211,7 @@ Napi::Value AllGather(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   MFR_GUARD_BEGIN
   GroupWrap* g = Group(env, info[0]);
-  std::vector<std::vector<at::Tensor>> outs{Tensors(env, info[1], "allgather")};
+  std::vector<std::vector<at::Tensor>> outs{GetTensors(env, info[1], "allgather")};
   std::vector<at::Tensor> in{GetTensor(env, info[2], "allgather")};
   if (static_cast<int>(outs[0].size()) != g->size) {
     throw Napi::Error::New(env, "allgather: need one output tensor per rank");
@@ -233,7 +225,7 @@ Napi::Value Broadcast(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   MFR_GUARD_BEGIN
   GroupWrap* g = Group(env, info[0]);
-  auto ts = Tensors(env, info[1], "broadcast");
+  auto ts = GetTensors(env, info[1], "broadcast");
   c10d::BroadcastOptions o;
   o.rootRank = info[2].As<Napi::Number>().Int64Value();
   return NewWork(env, g->pg->broadcast(ts, o), "broadcast");
@@ -247,7 +239,7 @@ Napi::Value ReduceScatter(const Napi::CallbackInfo& info) {
   MFR_GUARD_BEGIN
   GroupWrap* g = Group(env, info[0]);
   std::vector<at::Tensor> out{GetTensor(env, info[1], "reduceScatter")};
-  std::vector<std::vector<at::Tensor>> ins{Tensors(env, info[2], "reduceScatter")};
+  std::vector<std::vector<at::Tensor>> ins{GetTensors(env, info[2], "reduceScatter")};
   c10d::ReduceScatterOptions o;
   o.reduceOp = ReduceOpOf(env, info[3]);
   return NewWork(env, g->pg->reduce_scatter(out, ins, o), "reduceScatter");
@@ -331,7 +323,7 @@ Napi::Value ReducerCreate(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   MFR_GUARD_BEGIN
   GroupWrap* g = Group(env, info[0]);
-  auto params = Tensors(env, info[1], "reducer");
+  auto params = GetTensors(env, info[1], "reducer");
   size_t cap = static_cast<size_t>(info[2].As<Napi::Number>().Int64Value());
   size_t first = static_cast<size_t>(info[3].As<Napi::Number>().Int64Value());
   // Buckets fill in reverse parameter order, roughly the order backward produces gradients.

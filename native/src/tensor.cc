@@ -124,6 +124,22 @@ const at::Tensor& GetTensor(Napi::Env env, Napi::Value v, const char* what) {
   return s->tensor;
 }
 
+std::vector<at::Tensor> GetTensors(Napi::Env env, Napi::Value v, const char* what, bool allowHoles) {
+  if (!v.IsArray()) throw Napi::TypeError::New(env, std::string(what) + ": expected an array of tensors");
+  Napi::Array arr = v.As<Napi::Array>();
+  std::vector<at::Tensor> out;
+  out.reserve(arr.Length());
+  for (uint32_t i = 0; i < arr.Length(); ++i) {
+    Napi::Value x = arr.Get(i);
+    if (allowHoles && (x.IsUndefined() || x.IsNull())) {
+      out.emplace_back();
+    } else {
+      out.push_back(GetTensor(env, x, what));
+    }
+  }
+  return out;
+}
+
 namespace {
 
 #define TENSOR_FN(name) Napi::Value name(const Napi::CallbackInfo& info)

@@ -3,7 +3,7 @@
 // so arcface_torch's backbone.pth and training checkpoints load without Python.
 import fs from "node:fs";
 import { native } from "../native.ts";
-import { type DType, dtypeCode } from "../dtype.ts";
+import { type DType, ELEMENT_SIZE, dtypeCode } from "../dtype.ts";
 import { O } from "../ops.ts";
 import { Tensor, wrap } from "../tensor.ts";
 import { DATA_GLOBALS, PickleGlobal, type PickleValue, unpickle } from "./pickle.ts";
@@ -82,7 +82,9 @@ export function loadPthObject(file: string): PthObject {
     if (s === undefined) {
       const [bytes] = native.zipRead(file, [`data/${key}`]);
       s = new Storage(
-        new Tensor(native.fromBuffer(bytes!.slice(0, numel * bytesPer(dtype)), dtypeCode(dtype), [numel])),
+        new Tensor(
+          native.fromBuffer(bytes!.slice(0, numel * ELEMENT_SIZE[dtype]), dtypeCode(dtype), [numel]),
+        ),
       );
       storages.set(key, s);
     }
@@ -94,16 +96,6 @@ export function loadPthObject(file: string): PthObject {
     // The rebuilt tensors are views that keep what they need of each storage alive.
     for (const s of storages.values()) s.flat.dispose();
   }
-}
-
-function bytesPer(d: DType): number {
-  return d === "f64" || d === "i64"
-    ? 8
-    : d === "f32" || d === "i32"
-      ? 4
-      : d === "f16" || d === "bf16" || d === "i16"
-        ? 2
-        : 1;
 }
 
 /**
