@@ -76,8 +76,11 @@ async function run(task: WorkerTask): Promise<void> {
 
 port.on("message", (m: WorkerInit | WorkerTask | { type: "close" }) => {
   if (m.type === "close") {
-    files.close();
-    port.close();
+    // after the queued work, so no decode is cut off mid-call
+    void queue.then(() => {
+      files.close();
+      port.close();
+    });
     return;
   }
   queue = queue

@@ -89,9 +89,27 @@ export class DecodePool {
     });
   }
 
-  async close(): Promise<void> {
+  /**
+   * Asks every worker to finish its queue and exit; terminate() only after a grace period.
+   * Terminating a worker inside a native decode call makes that addon throw while the thread is
+   * torn down, which aborts the whole process.
+   */
+  async close(graceMs = 5000): Promise<void> {
     if (this.closed) return;
     this.closed = true;
-    await Promise.all(this.workers.map((w) => w.worker.terminate()));
+    await Promise.all(
+      this.workers.map(
+        (w) =>
+          new Promise<void>((resolve) => {
+            if (w.worker.threadId === -1) return resolve(); // already exited
+            const timer = setTimeout(() => void w.worker.terminate(), graceMs);
+            w.worker.once("exit", () => {
+              clearTimeout(timer);
+              resolve();
+            });
+            w.worker.postMessage({ type: "close" });
+          }),
+      ),
+    );
   }
 }
