@@ -77,8 +77,11 @@ export class PartialFC {
    * Loss (mean over the global batch, the same value on every rank) under autograd: backward()
    * on it reaches the backbone through `localEmbeddings`; the shard weight's `.grad` is
    * accumulated here. Every rank must pass the same number of rows.
+   *
+   * `gradScale` multiplies every gradient this call produces (the shard's and the embeddings'):
+   * 1/M when the global batch runs as M micro-batches, so their gradients add up to the batch's.
    */
-  forward(localEmbeddings: Tensor, localLabels: Tensor): Tensor {
+  forward(localEmbeddings: Tensor, localLabels: Tensor, o: { gradScale?: number } = {}): Tensor {
     const g = this.group;
     const [b, d] = localEmbeddings.shape as [number, number];
     if (localEmbeddings.ndim !== 2 || d !== this.o.embeddingSize) {
@@ -117,6 +120,7 @@ export class PartialFC {
       cos.dispose();
 
       const { loss, dLogits } = T.noGrad(() => distributedSoftmaxCE(g, logits.detach(), local, n));
+      if (o.gradScale !== undefined && o.gradScale !== 1) dLogits.mul_(o.gradScale);
       const [gx, gUnit] = T.grad([logits], [xLeaf, unitLeaf], [dLogits]);
       logits.dispose();
       dLogits.dispose();

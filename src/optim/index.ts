@@ -6,3 +6,4 @@ export { LRScheduler, lrFactor, linearScaledLr, type Decay, type ScheduleOptions
 export { clipGradNorm } from "./clip.ts";
 export { decayGroups } from "./groups.ts";
 export { optimizerStateToTensors, optimizerStateFromTensors } from "./state-io.ts";
+export { ZeroOptimizer, type ZeroOptions, type ZeroInner } from "./zero.ts";

@@ -1,5 +1,8 @@
 // Checkpoints: one directory per step under <runDir>/checkpoints, written by every rank:
 //   backbone.safetensors     rank 0: backbone parameters and buffers + its optimizer state
+//   backbone-zero-rank<r>.safetensors
+//                            with ZeRO, each rank: its pieces' optimizer state with their global
+//                            ranges (loads on any world size), instead of the state above
 //   head-rank<r>.safetensors each rank: its class-centre shard and the shard's optimizer state,
 //                            with the shard's [start, count) in the metadata (for resharding)
 //   state-rank<r>.json       each rank: step, RNG state, LR schedule
@@ -14,8 +17,14 @@ import { createHash } from "node:crypto";
 import * as T from "../torch/index.ts";
 import { type ProcessGroup } from "../dist/index.ts";
 import { type PartialFC, classShard } from "../head/index.ts";
-import { type Optimizer, optimizerStateFromTensors, optimizerStateToTensors } from "../optim/index.ts";
+import {
+  type Optimizer,
+  type ZeroOptimizer,
+  optimizerStateFromTensors,
+  optimizerStateToTensors,
+} from "../optim/index.ts";
 import { type Module } from "../nn/index.ts";
+import { type LossScaleState, type LossScaler } from "./precision.ts";
 
 type AnyOptimizer = Optimizer<{ lr: number } & Record<string, number | boolean>>;
 
@@ -24,6 +33,7 @@ export interface RankState {
   worldSize: number;
   rng: string;
   schedule: { iteration: number; baseLrs: number[] };
+  lossScale?: LossScaleState;
 }
 
 export interface Manifest {
@@ -38,9 +48,14 @@ export interface TrainState {
   backboneOpt: AnyOptimizer;
   head: PartialFC;
   headOpt: AnyOptimizer;
+  /** With ZeRO: the sharded backbone optimizer (backboneOpt is its inner optimizer). */
+  zero?: ZeroOptimizer;
+  scaler?: LossScaler;
   /** The LR iteration to store (both schedules advance together). */
   schedule: { iteration: number; baseLrs: number[] };
 }
+
+const zeroFile = (rank: number): string => `backbone-zero-rank${rank}.safetensors`;
 
 const stepDir = (runDir: string, step: number): string =>
   path.join(runDir, "checkpoints", `step-${String(step).padStart(8, "0")}`);
@@ -61,11 +76,15 @@ export function saveCheckpoint(group: ProcessGroup, runDir: string, step: number
   T.noGrad(() =>
     T.scope(() => {
       if (r === 0) {
-        const opt = optimizerStateToTensors(s.backboneOpt.stateDict());
+        const opt = s.zero ? undefined : optimizerStateToTensors(s.backboneOpt.stateDict());
         const tensors = new Map<string, T.Tensor>();
         for (const [k, t] of s.backbone.stateDict()) tensors.set(`model.${k}`, t);
-        for (const [k, t] of opt.tensors) tensors.set(k, t);
-        T.saveSafetensors(path.join(dir, "backbone.safetensors"), tensors, opt.metadata);
+        for (const [k, t] of opt?.tensors ?? []) tensors.set(k, t);
+        T.saveSafetensors(path.join(dir, "backbone.safetensors"), tensors, opt?.metadata ?? {});
+      }
+      if (s.zero) {
+        const shard = s.zero.shardState();
+        T.saveSafetensors(path.join(dir, zeroFile(r)), shard.tensors, shard.metadata);
       }
       const hopt = optimizerStateToTensors(s.headOpt.stateDict());
       const tensors = new Map<string, T.Tensor>([["weight", s.head.weight], ...hopt.tensors]);
@@ -80,6 +99,7 @@ export function saveCheckpoint(group: ProcessGroup, runDir: string, step: number
         worldSize: group.worldSize,
         rng: Buffer.from(rng.bytes()).toString("base64"),
         schedule: s.schedule,
+        ...(s.scaler ? { lossScale: s.scaler.stateDict() } : {}),
       };
       writeJsonAtomic(path.join(dir, `state-rank${r}.json`), state);
     }),
@@ -138,7 +158,21 @@ export function loadCheckpoint(
       const model = new Map<string, T.Tensor>();
       for (const [k, t] of bb.tensors) if (k.startsWith("model.")) model.set(k.slice(6), t);
       s.backbone.loadStateDict(model);
-      s.backboneOpt.loadStateDict(optimizerStateFromTensors(bb));
+      const savedZero = zeroFile(0) in manifest.files;
+      if (savedZero !== (s.zero !== undefined)) {
+        throw new Error(
+          `${dir}: saved ${savedZero ? "with" : "without"} ZeRO; resume with train.zero ${savedZero ? "1 or 2" : "0"} (any world size)`,
+        );
+      }
+      if (s.zero) {
+        const files = Array.from({ length: manifest.worldSize }, (_, i) => {
+          const file = path.join(dir, zeroFile(i));
+          return { source: file, ...T.loadSafetensors(file) };
+        });
+        s.zero.loadShardStates(files);
+      } else {
+        s.backboneOpt.loadStateDict(optimizerStateFromTensors(bb));
+      }
       loadHeadShard(dir, manifest.worldSize, s.head, s.headOpt);
     }),
   );
@@ -148,6 +182,12 @@ export function loadCheckpoint(
       ? (JSON.parse(fs.readFileSync(own, "utf8")) as RankState)
       : undefined;
   if (rank) T.setRngState(T.tensor(new Uint8Array(Buffer.from(rank.rng, "base64"))));
+  if (s.scaler) {
+    // The scale is the same on every rank: rank 0's file serves any world size.
+    const any =
+      rank ?? (JSON.parse(fs.readFileSync(path.join(dir, "state-rank0.json"), "utf8")) as RankState);
+    if (any.lossScale) s.scaler.loadStateDict(any.lossScale);
+  }
   return { step: manifest.step, rank };
 }
 

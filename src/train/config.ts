@@ -43,6 +43,8 @@ export const TrainConfigSchema = z
       .strict(),
     optim: z
       .object({
+        /** sgd (arcface_torch), adamw, or lars (the challenge's large batches; not with ZeRO). */
+        name: z.enum(["sgd", "adamw", "lars"]).default("sgd"),
         /** Base rate of the backbone and head (SGD, momentum 0.9, as arcface_torch). */
         lr: z.number().positive().default(0.1),
         momentum: z.number().min(0).max(1).default(0.9),
@@ -60,6 +62,39 @@ export const TrainConfigSchema = z
         timeoutS: z.number().positive().default(120),
       })
       .strict(),
+    /** Peak-memory techniques: each one switch, all composable, none changing the maths. */
+    train: z
+      .object({
+        /** Each rank's batch runs as this many micro-batches; gradients sync once per step. */
+        microBatches: z.number().int().positive().default(1),
+        /** Activation checkpointing of the backbone: per stage or every k blocks. */
+        checkpoint: z
+          .union([
+            z.literal("none"),
+            z.literal("stage"),
+            z.object({ every: z.number().int().positive() }).strict(),
+          ])
+          .default("none"),
+        /** Autocast: bf16 on CPU; fp16 (with loss scaling) or bf16 on CUDA. */
+        amp: z.enum(["none", "bf16", "fp16"]).default("none"),
+        /** Precision of the head's logits and softmax under AMP. */
+        headPrecision: z.enum(["fp32", "amp"]).default("fp32"),
+        /** Dynamic loss scaling ("auto": with fp16 only). */
+        lossScale: z
+          .object({
+            enabled: z.enum(["auto", "on", "off"]).default("auto"),
+            init: z.number().positive().default(65536),
+            growthFactor: z.number().gt(1).default(2),
+            backoffFactor: z.number().gt(0).lt(1).default(0.5),
+            growthInterval: z.number().int().positive().default(2000),
+          })
+          .strict()
+          .prefault({}),
+        /** ZeRO for the backbone: 1 shards the optimizer state, 2 also the gradients. */
+        zero: z.union([z.literal(0), z.literal(1), z.literal(2)]).default(0),
+      })
+      .strict()
+      .prefault({}),
     steps: z.number().int().positive(),
     seed: z.number().int().default(0),
     logEvery: z.number().int().positive().default(1),
@@ -67,7 +102,23 @@ export const TrainConfigSchema = z
     keepCheckpoints: z.number().int().positive().default(3),
     verifyEvery: z.number().int().nonnegative().default(0),
   })
-  .strict();
+  .strict()
+  .superRefine((c, ctx) => {
+    if (c.data.batchSize % c.train.microBatches !== 0) {
+      ctx.addIssue({
+        code: "custom",
+        path: ["train", "microBatches"],
+        message: `${c.train.microBatches} micro-batches do not divide data.batchSize ${c.data.batchSize}`,
+      });
+    }
+    if (c.train.zero > 0 && c.optim.name === "lars") {
+      ctx.addIssue({
+        code: "custom",
+        path: ["train", "zero"],
+        message: "ZeRO shards parameters element-wise; LARS needs whole layers (use sgd or adamw)",
+      });
+    }
+  });
 
 /** A config as written (defaults may be left out). */
 export type TrainConfigInput = z.input<typeof TrainConfigSchema>;

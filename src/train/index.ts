@@ -8,7 +8,14 @@ export {
   type TrainConfig,
   type TrainConfigInput,
 } from "./config.ts";
-export { trainStep, type StepParts } from "./step.ts";
+export { TrainStep, type StepModel, type StepOptions, type StepOutcome, type ParamGroups } from "./step.ts";
+export {
+  Precision,
+  LossScaler,
+  DEFAULT_LOSS_SCALE,
+  type AmpMode,
+  type LossScaleOptions,
+} from "./precision.ts";
 export {
   saveCheckpoint,
   loadCheckpoint,

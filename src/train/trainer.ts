@@ -5,16 +5,22 @@
 import fs from "node:fs";
 import path from "node:path";
 import * as T from "../torch/index.ts";
-import { DataParallel, ProcessGroup } from "../dist/index.ts";
+import { ProcessGroup } from "../dist/index.ts";
 import { PartialFC } from "../head/index.ts";
 import { MARGIN_PRESETS } from "../losses/index.ts";
 import { type Backbone, buildBackbone } from "../models/index.ts";
-import { LRScheduler, SGD, type ScheduleOptions } from "../optim/index.ts";
+import { AdamW, LARS, LRScheduler, SGD, type ScheduleOptions } from "../optim/index.ts";
 import { DataLoader, openDataset } from "../data/index.ts";
 import { batchToTensors } from "../data/tensors.ts";
 import { type TrainConfig } from "./config.ts";
-import { listCheckpoints, loadCheckpoint, pruneCheckpoints, saveCheckpoint } from "./checkpoint.ts";
-import { trainStep } from "./step.ts";
+import {
+  type TrainState,
+  listCheckpoints,
+  loadCheckpoint,
+  pruneCheckpoints,
+  saveCheckpoint,
+} from "./checkpoint.ts";
+import { type AnyOptimizer, type ParamGroups, TrainStep } from "./step.ts";
 
 export interface StepMetrics {
   step: number;
@@ -23,6 +29,9 @@ export interface StepMetrics {
   imagesPerSec: number;
   rssMB: number;
   epoch: number;
+  /** With loss scaling: the scale the step ran with, and whether it was skipped (overflow). */
+  lossScale?: number;
+  skipped?: boolean;
 }
 
 export type TrainEvent =
@@ -98,14 +107,9 @@ async function trainWith(
   const backbone = buildBackbone(cfg.model.backbone, {
     width: cfg.model.width,
     numFeatures: cfg.model.embeddingSize,
+    checkpoint: cfg.train.checkpoint === "none" ? undefined : cfg.train.checkpoint,
   });
   backbone.train();
-  const backboneParams = backbone.parameters().filter((p) => p.requiresGrad);
-  const dp = new DataParallel(group, backboneParams, {
-    compress: cfg.dist.compress,
-    bucketCapMB: cfg.dist.bucketCapMB,
-  });
-  dp.broadcastFromRoot(backbone.namedBuffers().map(([, b]) => b));
   const margin = typeof cfg.head.margin === "string" ? MARGIN_PRESETS[cfg.head.margin] : cfg.head.margin;
   const head = new PartialFC(group, {
     numClasses,
@@ -114,21 +118,48 @@ async function trainWith(
     margin,
     seed: cfg.head.seed,
   });
+  // One optimizer for the replicated backbone (or, with ZeRO, for this rank's pieces of it) and
+  // one for this rank's head shard (its state is sharded with it). Same schedule, per iteration.
+  const makeOptimizer = optimizerFactory(cfg.optim);
+  const headOpt = makeOptimizer([{ params: [head.weight] }]);
+  const ls = cfg.train.lossScale;
+  const stepper = new TrainStep(
+    group,
+    backbone,
+    [{ params: backbone.parameters().filter((p) => p.requiresGrad) }],
+    head,
+    headOpt,
+    makeOptimizer,
+    {
+      microBatches: cfg.train.microBatches,
+      amp: cfg.train.amp,
+      headPrecision: cfg.train.headPrecision,
+      lossScale: ls.enabled === "auto" ? undefined : ls.enabled === "on" ? ls : false,
+      zero: cfg.train.zero,
+      clipNorm: cfg.optim.clipNorm,
+      compress: cfg.dist.compress,
+      bucketCapMB: cfg.dist.bucketCapMB,
+    },
+  );
+  stepper.broadcastFromRoot(backbone.namedBuffers().map(([, b]) => b));
   // Per-rank randomness (Partial FC negatives, dropout) from here on.
   T.manualSeed(cfg.seed * 7919 + 1 + rank);
-
-  // Optimizers: SGD with momentum, as arcface_torch, one for the replicated backbone and one for
-  // this rank's head shard (its state is sharded with it). Same schedule, stepped per iteration.
-  const sgd = { lr: cfg.optim.lr, momentum: cfg.optim.momentum, weightDecay: cfg.optim.weightDecay };
-  const backboneOpt = new SGD(backboneParams, sgd);
-  const headOpt = new SGD([head.weight], sgd);
+  const backboneOpt = stepper.backboneOpt;
   const schedule: ScheduleOptions = {
     warmupIters: Math.min(cfg.optim.warmupSteps, cfg.steps - 1),
     totalIters: cfg.steps,
     decay: { kind: cfg.optim.decay },
   };
   const schedules = [new LRScheduler(backboneOpt, schedule), new LRScheduler(headOpt, schedule)];
-  const state = () => ({ backbone, backboneOpt, head, headOpt, schedule: schedules[0]!.stateDict() });
+  const state = (): TrainState => ({
+    backbone,
+    backboneOpt,
+    zero: stepper.zero,
+    scaler: stepper.scaler,
+    head,
+    headOpt,
+    schedule: schedules[0]!.stateDict(),
+  });
 
   let startStep = 0;
   const latest = o.resume ? listCheckpoints(cfg.runDir).at(-1) : undefined;
@@ -149,16 +180,6 @@ async function trainWith(
   });
 
   const metricsFile = path.join(cfg.runDir, rank === 0 ? "metrics.jsonl" : `metrics-rank${rank}.jsonl`);
-  const parts = {
-    forward: (x: T.Tensor) => backbone.forward(x),
-    afterLossBackward: () => backbone.tape.backward(),
-    backboneParams,
-    dp,
-    head,
-    backboneOpt,
-    headOpt,
-    clipNorm: cfg.optim.clipNorm,
-  };
   const verifyNow = async (at: number): Promise<void> => {
     if (!o.verify) return;
     backbone.eval();
@@ -178,9 +199,9 @@ async function trainWith(
         if (step >= end) break;
         const t0 = performance.now();
         const lr = schedules[0]!.lr;
-        const loss = T.scope(() => {
+        const { loss, skipped, lossScale } = T.scope(() => {
           const { x, y } = batchToTensors(batch);
-          return trainStep(parts, x, y);
+          return stepper.run(x, y);
         });
         for (const s of schedules) s.step();
         step++;
@@ -192,6 +213,7 @@ async function trainWith(
           imagesPerSec: (cfg.data.batchSize * worldSize) / seconds,
           rssMB: Math.round(process.memoryUsage().rss / 2 ** 20),
           epoch,
+          ...(lossScale !== undefined ? { lossScale, skipped } : {}),
         };
         losses.push({ step, loss });
         if (step % cfg.logEvery === 0 || step === end)
@@ -208,10 +230,23 @@ async function trainWith(
       inEpoch = 0;
     }
   } finally {
-    dp.destroy();
+    stepper.dispose();
     head.dispose();
   }
   return { losses, startStep, backbone };
+}
+
+/** The configured optimizer over some parameter groups (the backbone's, its ZeRO pieces, the head's). */
+function optimizerFactory(o: TrainConfig["optim"]): (groups: ParamGroups) => AnyOptimizer {
+  const wd = o.weightDecay;
+  switch (o.name) {
+    case "sgd":
+      return (g) => new SGD(g, { lr: o.lr, momentum: o.momentum, weightDecay: wd }) as AnyOptimizer;
+    case "adamw":
+      return (g) => new AdamW(g, { lr: o.lr, weightDecay: wd }) as AnyOptimizer;
+    case "lars":
+      return (g) => new LARS(g, { lr: o.lr, momentum: o.momentum, weightDecay: wd }) as AnyOptimizer;
+  }
 }
 
 function schedule0(s: LRScheduler): { iteration: number; baseLrs: number[] } {

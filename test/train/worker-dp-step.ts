@@ -4,9 +4,9 @@
 import * as T from "../../src/torch/index.ts";
 import { Linear, PReLU, Sequential } from "../../src/nn/index.ts";
 import { SGD } from "../../src/optim/index.ts";
-import { DataParallel, ProcessGroup } from "../../src/dist/index.ts";
+import { ProcessGroup } from "../../src/dist/index.ts";
 import { PartialFC } from "../../src/head/index.ts";
-import { trainStep } from "../../src/train/index.ts";
+import { TrainStep } from "../../src/train/index.ts";
 
 const g = ProcessGroup.init(undefined, { timeoutMs: 30000 });
 const K = g.worldSize;
@@ -21,8 +21,6 @@ function makeNet(seed: number): Sequential {
 }
 function setup(group: ProcessGroup, seed: number) {
   const net = makeNet(seed);
-  const dp = new DataParallel(group, net.parameters());
-  dp.broadcastFromRoot();
   const head = new PartialFC(group, {
     numClasses: CLASSES,
     embeddingSize: D,
@@ -30,18 +28,17 @@ function setup(group: ProcessGroup, seed: number) {
     margin: { s: 16, m3: 0.3 },
     seed: 3,
   });
-  return {
+  const step = new TrainStep(
+    group,
     net,
-    parts: {
-      forward: (x: T.Tensor) => net.forward(x),
-      backboneParams: net.parameters(),
-      dp,
-      head,
-      backboneOpt: new SGD(net.parameters(), opts),
-      headOpt: new SGD([head.weight], opts),
-      clipNorm: 0.5,
-    },
-  };
+    [{ params: net.parameters() }],
+    head,
+    new SGD([head.weight], opts),
+    (groups) => new SGD(groups, opts),
+    { clipNorm: 0.5 },
+  );
+  step.broadcastFromRoot();
+  return { net, head, step };
 }
 
 const mine = setup(g, g.rank + 1); // different weights per rank: the broadcast must fix them
@@ -52,8 +49,8 @@ for (let step = 0; step < 3; step++) {
     T.manualSeed(100 + step);
     const x = T.randn([LOCAL * K, 8]);
     const y = T.randint(0, CLASSES, [LOCAL * K], { dtype: "i64" });
-    const l = trainStep(mine.parts, x.narrow(0, g.rank * LOCAL, LOCAL), y.narrow(0, g.rank * LOCAL, LOCAL));
-    const r = trainStep(ref.parts, x, y);
+    const l = mine.step.run(x.narrow(0, g.rank * LOCAL, LOCAL), y.narrow(0, g.rank * LOCAL, LOCAL)).loss;
+    const r = ref.step.run(x, y).loss;
     losses.push([l, r]);
   });
 }
@@ -62,8 +59,8 @@ const rel = (a: T.Tensor, b: T.Tensor): number =>
 let backboneRel = 0;
 const refState = ref.net.stateDict();
 for (const [k, p] of mine.net.stateDict()) backboneRel = Math.max(backboneRel, rel(p, refState.get(k)!));
-const { start, count } = mine.parts.head.shard;
-const headRel = rel(mine.parts.head.weight, ref.parts.head.weight.narrow(0, start, count));
+const { start, count } = mine.head.shard;
+const headRel = rel(mine.head.weight, ref.head.weight.narrow(0, start, count));
 const lossRel = Math.max(...losses.map(([a, b]) => Math.abs(a - b) / Math.abs(b)));
 console.log(JSON.stringify({ rank: g.rank, backboneRel, headRel, lossRel }));
 g.destroy();

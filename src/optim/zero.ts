@@ -1,0 +1,342 @@
+// ZeRO for the data-parallel backbone: the optimizer state (stage 1), and the reduced gradients
+// (stage 2), live only on the rank that owns them; the parameters stay replicated.
+//
+// Layout. Each parameter group's parameters, in order, are laid end to end and cut into buckets of
+// about `bucketCapMB`; a bucket of n elements is padded to a multiple of the world size W and split
+// into W equal pieces, rank r owning piece r of every bucket. Rank r's pieces are flat fp32 "shard
+// parameters" that the wrapped optimizer updates, so only element-wise rules (SGD, AdamW) are exact
+// here: LARS's per-layer trust ratio would need whole layers.
+//
+// A step (after backward):
+//   stage 1  gradients were all-reduced as usual; each rank copies out its pieces;
+//   stage 2  each bucket's summed gradient is reduce-scattered straight into the owners' pieces and
+//            the full gradients are freed, bucket by bucket;
+//   then     optional clipping by the global norm (one scalar all-reduce), the inner optimizer's
+//            step on the pieces, and one all-gather per bucket that writes the updated values back
+//            into every rank's parameters.
+// Checkpoints store each piece's state with its range in "global coordinates" (offsets into all
+// parameters laid end to end, padding excluded), so they load on any world size.
+import * as T from "../torch/index.ts";
+import { type Tensor } from "../torch/index.ts";
+import { type ProcessGroup } from "../dist/index.ts";
+import { type Optimizer, type OptimizerStateDict } from "./optimizer.ts";
+
+type Hyper = { lr: number } & Record<string, number | boolean>;
+export type ZeroInner = Optimizer<Hyper>;
+
+export interface ZeroOptions {
+  stage: 1 | 2;
+  /** Bucket size in MiB of fp32 elements (as DataParallel's). */
+  bucketCapMB?: number;
+  /** Stage 2: precision of the reduce-scatter (the all-reduce's `compress`). */
+  compress?: "none" | "fp16" | "bf16";
+}
+
+interface Bucket {
+  group: number;
+  params: Tensor[];
+  /** Global offset of the bucket's first element. */
+  start: number;
+  numel: number;
+  /** Piece length: ceil(numel / W). */
+  piece: number;
+  /** This rank's piece: its values, optimized by the inner optimizer. */
+  shard: Tensor;
+}
+
+/** One piece's optimizer state as saved: its global range and a tensor per state name. */
+const META = "mfr.zero";
+interface SavedMeta {
+  stage: number;
+  worldSize: number;
+  totalNumel: number;
+  ranges: [number, number][];
+  steps: number[];
+  groups: Record<string, number | boolean>[];
+}
+
+export class ZeroOptimizer {
+  readonly inner: ZeroInner;
+  readonly #buckets: Bucket[] = [];
+  readonly #totalNumel: number;
+
+  /**
+   * groups: the backbone's parameter groups (a parameter that never needs a gradient is left out);
+   * make: builds the inner optimizer over the shard parameters, one group per given group.
+   */
+  constructor(
+    readonly group: ProcessGroup,
+    groups: readonly { params: readonly Tensor[]; options?: Partial<Hyper> }[],
+    make: (shardGroups: { params: Tensor[]; options?: Partial<Hyper> }[]) => ZeroInner,
+    readonly o: ZeroOptions,
+  ) {
+    const W = group.worldSize;
+    const capElems = Math.max(1, Math.floor(((o.bucketCapMB ?? 25) * 1024 * 1024) / 4));
+    let offset = 0;
+    groups.forEach((g, gi) => {
+      let members: Tensor[] = [];
+      let size = 0;
+      const flush = (): void => {
+        if (members.length === 0) return;
+        const piece = Math.ceil(size / W);
+        const shard = T.zeros([piece]).keep();
+        this.#buckets.push({ group: gi, params: members, start: offset, numel: size, piece, shard });
+        offset += size;
+        members = [];
+        size = 0;
+      };
+      for (const p of g.params) {
+        if (!p.requiresGrad) continue;
+        if (p.dtype !== "f32") throw new Error(`ZeRO: parameters must be float32, got ${p.dtype}`);
+        members.push(p);
+        size += p.numel;
+        if (size >= capElems) flush();
+      }
+      flush();
+    });
+    this.#totalNumel = offset;
+    this.#copyParamsToShards();
+    this.inner = make(
+      groups.map((g, gi) => ({
+        params: this.#buckets.filter((b) => b.group === gi).map((b) => b.shard),
+        options: g.options,
+      })),
+    );
+  }
+
+  get stage(): 1 | 2 {
+    return this.o.stage;
+  }
+
+  /** Elements of optimizer state per state name held by this rank (padding included). */
+  get shardNumel(): number {
+    return this.#buckets.reduce((s, b) => s + b.piece, 0);
+  }
+
+  /** This rank's [lo, hi) of bucket b in the bucket's own coordinates, padding cut off. */
+  #ownRange(b: Bucket): [number, number] {
+    const lo = Math.min(b.numel, this.group.rank * b.piece);
+    return [lo, Math.min(b.numel, lo + b.piece)];
+  }
+
+  /** Calls fn for every stretch of parameter p that falls in [lo, hi) of bucket b. */
+  #pieces(
+    b: Bucket,
+    lo: number,
+    hi: number,
+    fn: (p: Tensor, at: number, into: number, len: number) => void,
+  ): void {
+    let off = 0;
+    for (const p of b.params) {
+      const a = Math.max(lo, off);
+      const z = Math.min(hi, off + p.numel);
+      if (a < z) fn(p, a - off, a - lo, z - a);
+      off += p.numel;
+    }
+  }
+
+  /** Refreshes the pieces from the parameters (after a broadcast or a checkpoint load). */
+  #copyParamsToShards(): void {
+    T.noGrad(() =>
+      T.scope(() => {
+        for (const b of this.#buckets) {
+          const [lo, hi] = this.#ownRange(b);
+          this.#pieces(b, lo, hi, (p, at, into, len) =>
+            b.shard.narrow(0, into, len).copy_(p.view(-1).narrow(0, at, len)),
+          );
+        }
+      }),
+    );
+  }
+
+  /** Drops every gradient: the parameters' and the pieces'. */
+  zeroGrad(): void {
+    for (const b of this.#buckets) {
+      b.shard.grad = undefined;
+      for (const p of b.params) p.grad = undefined;
+    }
+  }
+
+  /**
+   * Moves the gradients into the pieces. Stage 1: the parameters hold the averaged gradient (the
+   * DataParallel all-reduce ran). Stage 2: they hold this rank's own gradient; the mean over ranks
+   * arrives by reduce-scatter and the full gradients are freed.
+   */
+  reduceGradients(): void {
+    const W = this.group.worldSize;
+    T.noGrad(() => {
+      for (const b of this.#buckets) {
+        T.scope(() => {
+          const g = T.zeros([b.piece]);
+          if (this.o.stage === 1) {
+            const [lo, hi] = this.#ownRange(b);
+            this.#pieces(b, lo, hi, (p, at, into, len) => {
+              const pg = p.grad;
+              if (pg) g.narrow(0, into, len).copy_(pg.view(-1).narrow(0, at, len));
+            });
+            for (const p of b.params) p.grad = undefined;
+          } else {
+            const parts = b.params.map((p) => p.grad?.view(-1) ?? T.zeros([p.numel]));
+            const pad = b.piece * W - b.numel;
+            if (pad > 0) parts.push(T.zeros([pad]));
+            let flat = T.cat(parts);
+            for (const p of b.params) p.grad = undefined;
+            const wire = this.o.compress === "fp16" ? "f16" : this.o.compress === "bf16" ? "bf16" : "f32";
+            if (wire !== "f32") flat = flat.to(wire);
+            const out = wire === "f32" ? g : T.empty([b.piece], { dtype: wire });
+            this.group.reduceScatter(out, flat.split(b.piece, 0)).wait();
+            if (out !== g) g.copy_(out);
+            g.div_(W);
+          }
+          b.shard.grad = g;
+        });
+      }
+    });
+  }
+
+  /** The pieces' gradients (after reduceGradients), e.g. for loss-scale unscaling. */
+  shardGrads(): Tensor[] {
+    const out: Tensor[] = [];
+    for (const b of this.#buckets) {
+      const g = b.shard.grad;
+      if (g) out.push(g);
+    }
+    return out;
+  }
+
+  /**
+   * Clips the gradient by its global L2 norm over every rank's pieces (torch's clip_grad_norm_ over
+   * the full gradient: padding holds zeros). Returns the norm before clipping.
+   */
+  clipGradNorm(maxNorm: number): number {
+    return T.noGrad(() =>
+      T.scope(() => {
+        const grads = this.shardGrads();
+        const sq = T.stack(grads.map((g) => g.pow(2).sum()))
+          .sum()
+          .reshape(1);
+        this.group.allReduce([sq]).wait();
+        const total = Math.sqrt(sq.item());
+        const coef = maxNorm / (total + 1e-6);
+        if (coef < 1) for (const g of grads) g.mul_(coef);
+        for (const g of grads) g.dispose();
+        return total;
+      }),
+    );
+  }
+
+  /** The inner optimizer's step on the pieces, then every rank's parameters from the owners. */
+  step(): void {
+    this.inner.step();
+    T.noGrad(() => {
+      for (const b of this.#buckets) {
+        T.scope(() => {
+          const full = T.cat(this.group.allGather(b.shard).wait());
+          let off = 0;
+          for (const p of b.params) {
+            p.view(-1).copy_(full.narrow(0, off, p.numel));
+            off += p.numel;
+          }
+        });
+      }
+    });
+  }
+
+  /** This rank's optimizer state as a safetensors payload: one tensor per piece and state name. */
+  shardState(): { tensors: Map<string, Tensor>; metadata: Record<string, string> } {
+    const sd = this.inner.stateDict();
+    const tensors = new Map<string, Tensor>();
+    const steps: number[] = [];
+    const ranges: [number, number][] = [];
+    this.#buckets.forEach((b, i) => {
+      const [lo, hi] = this.#ownRange(b);
+      ranges.push([b.start + lo, b.start + hi]);
+      steps.push(sd.steps[String(i)] ?? 0);
+      for (const [k, t] of sd.tensors) {
+        const dot = k.indexOf(".");
+        if (Number(k.slice(0, dot)) !== i) continue;
+        tensors.set(`zero.${i}.${k.slice(dot + 1)}`, t.narrow(0, 0, hi - lo));
+      }
+    });
+    const meta: SavedMeta = {
+      stage: this.o.stage,
+      worldSize: this.group.worldSize,
+      totalNumel: this.#totalNumel,
+      ranges,
+      steps,
+      groups: sd.groups,
+    };
+    return { tensors, metadata: { [META]: JSON.stringify(meta) } };
+  }
+
+  /**
+   * Loads the pieces' optimizer state from the shard files of a ZeRO checkpoint written by any
+   * number of ranks (`files` in any order, each named by `source` in errors), and refreshes the
+   * pieces from the parameters (load those first).
+   */
+  loadShardStates(
+    files: readonly { source: string; tensors: Map<string, Tensor>; metadata: Record<string, string> }[],
+  ): void {
+    const saved = files.map((f) => {
+      const raw = f.metadata[META];
+      if (raw === undefined)
+        throw new Error(`${f.source}: not a ZeRO optimizer shard (no '${META}' metadata)`);
+      const meta = JSON.parse(raw) as SavedMeta;
+      if (meta.totalNumel !== this.#totalNumel) {
+        throw new Error(
+          `${f.source}: the optimizer state covers ${meta.totalNumel} parameter elements, this backbone has ${this.#totalNumel}`,
+        );
+      }
+      return { ...f, meta };
+    });
+    const first = saved[0];
+    if (!first) throw new Error("ZeRO: no optimizer shard files to load");
+    const tensors = new Map<string, Tensor>();
+    const steps: Record<string, number> = {};
+    T.noGrad(() => {
+      this.#buckets.forEach((b, i) => {
+        const [lo, hi] = this.#ownRange(b);
+        const want: [number, number] = [b.start + lo, b.start + hi];
+        let covered = 0;
+        for (const s of saved) {
+          s.meta.ranges.forEach(([a, z], j) => {
+            const from = Math.max(a, want[0]);
+            const to = Math.min(z, want[1]);
+            if (from >= to) return;
+            covered += to - from;
+            steps[String(i)] = s.meta.steps[j] ?? 0;
+            const prefix = `zero.${j}.`;
+            for (const [k, t] of s.tensors) {
+              if (!k.startsWith(prefix)) continue;
+              const key = `${i}.${k.slice(prefix.length)}`;
+              let into = tensors.get(key);
+              if (!into) tensors.set(key, (into = T.zeros([b.piece], { dtype: t.dtype })));
+              into.narrow(0, from - want[0], to - from).copy_(t.narrow(0, from - a, to - from));
+            }
+          });
+        }
+        if (covered !== want[1] - want[0]) {
+          throw new Error(
+            `ZeRO: the shard files cover ${covered} of the ${want[1] - want[0]} elements of global range [${want[0]}, ${want[1]}) (a shard file is missing)`,
+          );
+        }
+      });
+    });
+    const sd: OptimizerStateDict = { tensors, groups: first.meta.groups, steps };
+    this.inner.loadStateDict(sd);
+    for (const t of tensors.values()) t.dispose();
+    this.#copyParamsToShards();
+  }
+
+  /** Re-reads the pieces from the parameters (call after the parameters were overwritten). */
+  syncFromParams(): void {
+    this.#copyParamsToShards();
+  }
+
+  dispose(): void {
+    for (const b of this.#buckets) {
+      b.shard.grad = undefined;
+      b.shard.dispose();
+    }
+  }
+}
