@@ -7,8 +7,9 @@
 // Rows:
 //   PIL decode+flip                one Python process (= one core), u8 HWC arrays
 //   PIL decode+flip+normalise      + float32 CHW in [-1, 1] with numpy (mfr's f32 output)
-//   mfr kernel u8 / f32            the worker's per-image code (read record, libjpeg-turbo decode,
-//                                  mask at p = 0.35, flip, NCHW layout) on one thread: per-core rate
+//   mfr kernel u8 / f32            the workers' per-image function (decodeItem: read the record,
+//                                  libjpeg-turbo decode, mask at p = 0.35, flip at p = 0.5, NCHW
+//                                  layout) on one thread: per-core rate
 //   mfr kernel u8 nhwc zero-copy   the same with libjpeg-turbo decoding straight into the batch row
 //                                  (mask and flip in place): mfr's fastest output
 //   mfr kernel, sharp decode       the same with sharp for decoding (why the fast path exists)
@@ -26,11 +27,11 @@ import {
   MaskBank,
   RecDataset,
   Rng,
-  readSample,
   synthesizeDataset,
   type DecoderChoice,
 } from "../src/data/index.ts";
-import { flipInPlace, writeSample } from "../src/data/decode.ts";
+import { sampleElements } from "../src/data/decode.ts";
+import { decodeItem } from "../src/data/decode-item.ts";
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const N = Number(process.env.MFR_BENCH_IMAGES ?? 1000);
@@ -56,7 +57,7 @@ function pil(dir: string, normalise: boolean): { rate: number; cpuRate: number }
   return { rate: o.images / o.seconds, cpuRate: o.images / o.cpu };
 }
 
-/** The decode worker's per-image work, run on this thread over the whole dataset. */
+/** The decode workers' per-image function (decodeItem), run on this thread over the dataset. */
 async function kernel(
   ds: RecDataset,
   bank: MaskBank,
@@ -66,30 +67,18 @@ async function kernel(
   layout: "nchw" | "nhwc" = "nchw",
 ): Promise<{ rate: number; cpuRate: number }> {
   const spec = { size: 112, dtype, layout } as const;
-  const target = Buffer.alloc(3 * 112 * 112);
-  const out = dtype === "f32" ? new Float32Array(3 * 112 * 112) : new Uint8Array(3 * 112 * 112);
-  const dec = new ImageDecoder(112, decoder);
-  const files = new FileCache();
+  const buffer = new ArrayBuffer(sampleElements(spec) * (dtype === "f32" ? 4 : 1));
+  const ctx = { spec, decoder: new ImageDecoder(112, decoder), bank, files: new FileCache() };
   const rng = new Rng(1);
   const t0 = performance.now();
   const c0 = process.cpuUsage();
   for (let i = 0; i < limit; i++) {
-    const { bytes } = readSample(ds.locate(i), files);
-    if (layout === "nhwc" && dtype === "u8") {
-      // The worker's zero-copy path: decode into the row, mask and flip in place.
-      const d = dec.decodeInto(bytes, target);
-      if (d instanceof Promise) await d;
-      if (rng.chance(0.35)) bank.apply(target, 112, rng.u32() >>> 1);
-      if (rng.chance(0.5)) flipInPlace(target, 112);
-      continue;
-    }
-    const d = dec.decode(bytes);
-    const rgb = d instanceof Promise ? await d : d;
-    if (rng.chance(0.35)) bank.apply(rgb, 112, rng.u32() >>> 1);
-    writeSample(rgb, rng.chance(0.5), out, 0, spec);
+    const mask = rng.chance(0.35) ? rng.u32() >>> 1 : -1;
+    const r = decodeItem(ctx, { slot: 0, loc: ds.locate(i), flip: rng.chance(0.5), mask }, buffer);
+    if (typeof r !== "number") await r;
   }
   const c = process.cpuUsage(c0);
-  files.close();
+  ctx.files.close();
   return { rate: limit / ((performance.now() - t0) / 1000), cpuRate: limit / ((c.user + c.system) / 1e6) };
 }
 
@@ -130,9 +119,14 @@ try {
     row.cpuRate.push(r.cpuRate);
     rows.set(name, row);
   };
-  // Warm-up: JIT, and the loaders' batch buffers (first-touching fresh memory is slow on this
-  // kind of VM; a training run pays it once, in its first batches).
-  await kernel(ds, bank, "f32", "auto");
+  // Warm-up: JIT (every kernel variant: each is its own code path, and a training run decodes
+  // millions of images after its first second), and the loaders' batch buffers (first-touching
+  // fresh memory is slow on this kind of VM; a training run pays it once, in its first batches).
+  for (let w = 0; w < 3; w++) {
+    await kernel(ds, bank, "u8", "auto");
+    await kernel(ds, bank, "u8", "auto", ds.length, "nhwc");
+    await kernel(ds, bank, "f32", "auto");
+  }
   for (const L of loaders) await loaderRate(L, 99);
   for (let rep = 0; rep < R; rep++) {
     add("PIL decode+flip (1 process)", pil(dir, false));

@@ -1,0 +1,139 @@
+// The decode kernel's fast paths against plain reference versions of the same operations.
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { writeFileSync } from "node:fs";
+import path from "node:path";
+import {
+  FileCache,
+  MaskBank,
+  RecDataset,
+  RecordIOWriter,
+  packIR,
+  readSample,
+  readSampleReused,
+  synthFace,
+  encodeJpeg,
+} from "../../src/data/index.ts";
+import { flipInPlace } from "../../src/data/decode.ts";
+import { type MaskTile, blendTile } from "../../src/data/mask/render.ts";
+import type { RGB } from "../../src/data/mask/shapes.ts";
+import { tinyRec, tmp } from "./helpers.ts";
+
+const mirror = (rgb: Uint8Array, S: number): Uint8Array => {
+  const out = new Uint8Array(rgb.length);
+  for (let y = 0; y < S; y++)
+    for (let x = 0; x < S; x++)
+      for (let c = 0; c < 3; c++) out[(y * S + x) * 3 + c] = rgb[(y * S + S - 1 - x) * 3 + c]!;
+  return out;
+};
+
+test("flipInPlace mirrors rows exactly, on the word path (S % 8 == 0) and the byte path", () => {
+  for (const S of [112, 8, 16, 4, 12, 7, 1]) {
+    const img = Uint8Array.from({ length: 3 * S * S }, (_, i) => (i * 7919 + 13) & 255);
+    const a = img.slice();
+    flipInPlace(a, S);
+    assert.deepEqual(a, mirror(img, S), `S = ${S}`);
+    flipInPlace(a, S);
+    assert.deepEqual(a, img, `S = ${S}: twice is the identity`);
+  }
+  // A row of a batch buffer at an offset that is not a multiple of 4 takes the byte path.
+  const S = 16;
+  const buf = new Uint8Array(3 * S * S + 1);
+  const view = buf.subarray(1);
+  view.set(Uint8Array.from({ length: 3 * S * S }, (_, i) => i & 255));
+  const want = mirror(view, S);
+  flipInPlace(view, S);
+  assert.deepEqual(view, want);
+});
+
+/** The blend in floating point, from the tile's 0..255 alpha, shade and pattern planes. */
+function blendReference(rgb: Uint8Array, t: MaskTile, colour: RGB, pc: RGB): void {
+  for (let i = 0; i < t.size * t.size; i++) {
+    const A = t.alpha[i]! / 255;
+    if (A === 0) continue;
+    const sh = t.shade[i]! / 255;
+    const pw = t.pattern[i]! / 255;
+    for (let c = 0; c < 3; c++) {
+      const v = (colour[c]! + (pc[c]! - colour[c]!) * pw) * sh;
+      rgb[3 * i + c] = Math.round(rgb[3 * i + c]! + (v - rgb[3 * i + c]!) * A);
+    }
+  }
+}
+
+test("the integer mask blend is within 1 of the exact blend, and touches only covered pixels", async () => {
+  const bank = await MaskBank.create({ seed: 3, variants: 4 });
+  const colours: [RGB, RGB][] = [
+    [
+      [0, 0, 0],
+      [255, 255, 255],
+    ],
+    [
+      [255, 255, 255],
+      [0, 0, 0],
+    ],
+    [
+      [90, 160, 210],
+      [200, 40, 40],
+    ],
+  ];
+  for (const [k, t] of bank.tiles.entries()) {
+    const [colour, pc] = colours[k % colours.length]!;
+    const { rgb } = synthFace(k, 0, 0);
+    const fast = Uint8Array.from(rgb);
+    const ref = Uint8Array.from(rgb);
+    blendTile(fast, 112, t, colour, pc);
+    blendReference(ref, t, colour, pc);
+    let worst = 0;
+    for (let i = 0; i < fast.length; i++) {
+      worst = Math.max(worst, Math.abs(fast[i]! - ref[i]!));
+      if (t.alpha[Math.floor(i / 3)] === 0) assert.equal(fast[i], rgb[i], `uncovered byte ${i} changed`);
+    }
+    assert.ok(worst <= 1, `tile ${k} (${t.params.kind}): off by ${worst}`);
+  }
+});
+
+test("readSampleReused gives readSample's label and bytes, including for multi-part records", async () => {
+  const dir = await tinyRec(3, 3);
+  const ds = new RecDataset(dir);
+  const a = new FileCache();
+  const b = new FileCache();
+  try {
+    for (let i = 0; i < ds.length; i++) {
+      const want = readSample(ds.locate(i), a);
+      const got = readSampleReused(ds.locate(i), b);
+      assert.equal(got.label, want.label);
+      assert.deepEqual(Buffer.from(got.bytes), want.bytes);
+    }
+  } finally {
+    ds.close();
+  }
+  // A payload holding the magic number at an aligned offset is written in parts; a record
+  // bigger than the first read and float labels (flag > 0) take the other branches.
+  const d2 = tmp("reused");
+  const magic = Buffer.from([0x0a, 0x23, 0xd7, 0xce]);
+  const jpg = encodeJpeg(synthFace(1, 0, 0).rgb, 112, 90);
+  const split = Buffer.concat([jpg.subarray(0, 8), magic, jpg.subarray(8)]);
+  const big = Buffer.alloc(40000, 7);
+  const w = new RecordIOWriter(path.join(d2, "train.rec"), path.join(d2, "train.idx"));
+  w.write(0, packIR({ label: 2, id: 0, id2: 0 }, split));
+  w.write(1, packIR({ label: 5, id: 1, id2: 0 }, big));
+  w.write(2, packIR({ label: Float32Array.of(4, 9), id: 2, id2: 0 }, jpg));
+  w.close();
+  writeFileSync(path.join(d2, "property"), "10,112,112\n");
+  const ds2 = new RecDataset(d2);
+  const c = new FileCache();
+  try {
+    for (let i = 0; i < ds2.length; i++) {
+      const want = readSample(ds2.locate(i), a);
+      const got = readSampleReused(ds2.locate(i), c);
+      assert.equal(got.label, want.label, `record ${i}`);
+      assert.deepEqual(Buffer.from(got.bytes), want.bytes, `record ${i}`);
+    }
+    assert.deepEqual(readSampleReused(ds2.locate(0), c).bytes, split);
+  } finally {
+    ds2.close();
+    a.close();
+    b.close();
+    c.close();
+  }
+});
