@@ -14,7 +14,7 @@ import {
   synthFace,
   encodeJpeg,
 } from "../../src/data/index.ts";
-import { flipInPlace } from "../../src/data/decode.ts";
+import { flipInPlace, writeSample } from "../../src/data/decode.ts";
 import { type MaskTile, blendTile } from "../../src/data/mask/render.ts";
 import type { RGB } from "../../src/data/mask/shapes.ts";
 import { tinyRec, tmp } from "./helpers.ts";
@@ -136,4 +136,34 @@ test("readSampleReused gives readSample's label and bytes, including for multi-p
     b.close();
     c.close();
   }
+});
+
+test("writeSample: NCHW rows read as words equal the per-byte reference, flipped or not, any slot", () => {
+  const reference = (rgb: Uint8Array, flip: boolean, S: number, f: (v: number) => number): number[] => {
+    const out: number[] = [];
+    for (let c = 0; c < 3; c++)
+      for (let y = 0; y < S; y++)
+        for (let x = 0; x < S; x++) out.push(f(rgb[(y * S + (flip ? S - 1 - x : x)) * 3 + c]!));
+    return out;
+  };
+  for (const S of [112, 8, 6])
+    for (const flip of [false, true]) {
+      const rgb = Uint8Array.from({ length: 3 * S * S }, (_, i) => (i * 7919 + 5) & 255);
+      const n = 3 * S * S;
+      const u8 = new Uint8Array(3 * n);
+      const f32 = new Float32Array(3 * n);
+      writeSample(rgb, flip, u8, 2, { size: S, dtype: "u8", layout: "nchw" });
+      writeSample(rgb, flip, f32, 1, { size: S, dtype: "f32", layout: "nchw" });
+      assert.deepEqual(
+        [...u8.subarray(2 * n)],
+        reference(rgb, flip, S, (v) => v),
+        `u8 S=${S} flip=${flip}`,
+      );
+      assert.deepEqual(
+        [...f32.subarray(n, 2 * n)],
+        reference(rgb, flip, S, (v) => Math.fround((v - 127.5) / 127.5)),
+        `f32 S=${S} flip=${flip}`,
+      );
+      assert.ok(u8.subarray(0, 2 * n).every((v) => v === 0) && f32.subarray(2 * n).every((v) => v === 0));
+    }
 });
