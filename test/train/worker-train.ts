@@ -12,6 +12,7 @@ interface Spec {
   killAtStep?: number;
   killRank?: number;
   timeoutS?: number;
+  train?: TrainConfigInput["train"];
 }
 const spec = JSON.parse(process.env.TEST_TRAIN ?? "{}") as Spec;
 const rank = Number(process.env.RANK ?? 0);
@@ -25,6 +26,7 @@ const input: TrainConfigInput = {
   steps: spec.steps,
   checkpointEvery: spec.checkpointEvery,
   keepCheckpoints: 2,
+  train: spec.train,
 };
 const r = await train(parseConfig(input), {
   resume: !!spec.resume,

@@ -1,0 +1,106 @@
+// Mixed precision on CPU: bf16 autocast gives gradients close to fp32 and trains; the head's
+// logits stay fp32 unless configured; fp16 is refused on CPU with the config key named.
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import * as T from "../../src/torch/index.ts";
+import { ProcessGroup } from "../../src/dist/index.ts";
+import { PartialFC } from "../../src/head/index.ts";
+import { SGD } from "../../src/optim/index.ts";
+import { IResNet } from "../../src/models/index.ts";
+import { Precision, TrainStep } from "../../src/train/index.ts";
+
+const D = 16;
+const CLASSES = 6;
+
+function setup(amp: "none" | "bf16") {
+  T.manualSeed(5);
+  const net = new IResNet({ blocks: [1, 1, 1, 1], width: 0.25, numFeatures: D });
+  net.train();
+  const head = new PartialFC(ProcessGroup.single(), {
+    numClasses: CLASSES,
+    embeddingSize: D,
+    sampleRate: 1,
+    margin: { s: 16, m3: 0.2 },
+    seed: 1,
+  });
+  const opts = { lr: 0.05, momentum: 0.9 };
+  const params = net.parameters().filter((p) => p.requiresGrad);
+  const step = new TrainStep(
+    ProcessGroup.single(),
+    net,
+    [{ params }],
+    head,
+    new SGD([head.weight], opts),
+    (g) => new SGD(g, opts),
+    { amp },
+  );
+  return { net, head, step, params };
+}
+
+function data(): { x: T.Tensor; y: T.Tensor } {
+  T.manualSeed(77);
+  // Each class a fixed random image plus noise: learnable in a few steps.
+  const protos = T.randn([CLASSES, 3, 112, 112]);
+  const y = T.tensor(new BigInt64Array(12).map((_, i) => BigInt(i % CLASSES)));
+  const x = protos.indexSelect(0, y).add(T.randn([12, 3, 112, 112]).mul(0.3));
+  return { x: x.keep(), y: y.keep() };
+}
+
+test("bf16 autocast: gradients close to fp32", () => {
+  const { x, y } = data();
+  const grads = (["none", "bf16"] as const).map((amp) =>
+    T.scope(() => {
+      const s = setup(amp);
+      const emb = s.step.precision.backbone(() => s.net.forward(x));
+      const loss = s.step.precision.headForward(() => s.head.forward(emb, y));
+      loss.backward();
+      const flat = T.cat(s.params.map((p) => p.grad!.flatten())).keep();
+      s.step.dispose();
+      s.head.dispose();
+      s.net.dispose();
+      return flat;
+    }),
+  );
+  const [f32, bf16] = grads as [T.Tensor, T.Tensor];
+  const cos = f32.mul(bf16).sum().item() / (f32.norm().item() * bf16.norm().item());
+  const normRatio = bf16.norm().item() / f32.norm().item();
+  assert.ok(cos > 0.99, `cosine of bf16 and fp32 gradients ${cos}`);
+  assert.ok(Math.abs(normRatio - 1) < 0.05, `gradient norm ratio ${normRatio}`);
+  assert.ok(f32.sub(bf16).abs().max().item() > 0, "bf16 changed nothing: autocast did not apply");
+  for (const t of [f32, bf16, x, y]) t.dispose();
+});
+
+test("bf16 autocast trains: the loss falls", () => {
+  const { x, y } = data();
+  const s = setup("bf16");
+  const losses: number[] = [];
+  for (let i = 0; i < 12; i++) losses.push(s.step.run(x, y).loss);
+  assert.ok(losses.every(Number.isFinite));
+  assert.ok(losses.at(-1)! < 0.6 * losses[0]!, `losses ${losses.map((l) => l.toFixed(3)).join(" ")}`);
+  s.step.dispose();
+  s.head.dispose();
+  s.net.dispose();
+  x.dispose();
+  y.dispose();
+});
+
+test("the head runs fp32 under bf16 unless configured; fp16 needs CUDA", () => {
+  T.scope(() => {
+    const a = T.randn([4, 8]);
+    const w = T.randn([3, 8]);
+    const fp32Head = new Precision("bf16");
+    assert.equal(
+      fp32Head.backbone(() => T.linear(a, w).dtype),
+      "bf16",
+    );
+    assert.equal(
+      fp32Head.headForward(() => T.linear(a, w).dtype),
+      "f32",
+    );
+    assert.equal(
+      new Precision("bf16", "cpu", "amp").headForward(() => T.linear(a, w).dtype),
+      "bf16",
+    );
+  });
+  assert.throws(() => new Precision("fp16"), /train\.amp: 'fp16' autocast needs a CUDA device/);
+});
