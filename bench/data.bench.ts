@@ -127,7 +127,7 @@ try {
     await kernel(ds, bank, "u8", "auto", ds.length, "nhwc");
     await kernel(ds, bank, "f32", "auto");
   }
-  for (const L of loaders) await loaderRate(L, 99);
+  for (const L of loaders) for (let e = 0; e < 3; e++) await loaderRate(L, 99 - e);
   for (let rep = 0; rep < R; rep++) {
     add("PIL decode+flip (1 process)", pil(dir, false));
     add("PIL decode+flip+normalise (1 process)", pil(dir, true));
