@@ -83,15 +83,38 @@ const OP_BINCOUNT = T.opId("aten::bincount");
 /**
  * Adds a histogram of scores (HIST_BINS bins over [HIST_MIN, HIST_MAX)) to acc. Masked pairs
  * (-inf) and anything below the range land in an extra bin that is dropped. Not aten::histc:
- * it costs ~50 ns per value here, this ~5.
+ * it costs ~50 ns per value here, this a few (bin + 1 = trunc((s - HIST_MIN)·scale + 1), in
+ * four elementwise ops and a bincount).
  */
 export function sampleHistogram(scores: T.Tensor, acc: Float64Array): void {
-  const scaled = scores.sub(HIST_MIN).mul(HIST_BINS / (HIST_MAX - HIST_MIN));
-  const bins = scaled
-    .clamp(-1, HIST_BINS - 1)
-    .floor()
-    .to("i64")
-    .add(1);
+  if (scores.numel === 0) return;
+  const scale = HIST_BINS / (HIST_MAX - HIST_MIN);
+  const bins = scores
+    .mul(scale)
+    .add_(1 - HIST_MIN * scale)
+    .clamp_(0, HIST_BINS)
+    .to("i32");
   const counts = T.wrap(T.callOp(OP_BINCOUNT, bins.reshape(-1), null, HIST_BINS + 1)).data() as BigInt64Array;
   for (let i = 0; i < HIST_BINS; i++) if (counts[i + 1] !== 0n) acc[i]! += Number(counts[i + 1]);
+}
+
+/**
+ * A guess of a lower bound for the keep-th largest of `impostors` scores, from a histogram of a
+ * sample of them: the lower edge of the bin below the highest bin at which the sampled count from
+ * the top passes the expected count (keep scaled to the sample) by six standard deviations and
+ * 16 more. -Infinity when nothing can be ruled out or the sample is too thin. Only a guess: the
+ * caller checks that at least keep scores came out above it.
+ */
+export function guessFloor(sampled: Float64Array, impostors: number, keep: number): number {
+  let total = 0;
+  for (const c of sampled) total += c;
+  if (keep >= impostors || total === 0) return -Infinity;
+  const expected = (keep * total) / impostors;
+  const want = expected + 6 * Math.sqrt(expected) + 16;
+  let cum = 0;
+  for (let b = HIST_BINS - 1; b > 0; b--) {
+    cum += sampled[b]!;
+    if (cum >= want) return Math.fround(binLow(b - 1));
+  }
+  return -Infinity;
 }

@@ -1,48 +1,50 @@
-// Pulling the few scores above a floor out of a block without a full-size nonzero(): the block
-// is cut into groups of GROUP consecutive rows, the column-wise maximum of each group is taken
-// (a vectorised reduction over the middle dim, about as cheap as reading the block once), and
-// only groups whose maximum passes the floor are gathered and filtered again. nonzero() runs on
-// 1/GROUP of the block and on the gathered groups, never on the whole block.
+// Pulling the few scores above a floor out of a block without a full-size nonzero(): the block,
+// read as one flat array, is cut into segments of SEGMENT consecutive values, the maximum of each
+// segment is taken (a reduction over contiguous memory, about as cheap as reading the block once),
+// and only segments whose maximum passes the floor are gathered (whole rows of a [n/SEGMENT,
+// SEGMENT] view: contiguous reads) and filtered again. nonzero() runs on 1/SEGMENT of the block
+// and on the gathered segments, never on the whole block.
 // While a caller still lacks k scores (its floor is -inf) it asks for `need` = k: the k-th largest
-// group maximum g bounds the k-th largest score from below (k groups each hold a score >= g), so
-// scores below g can never be among the k largest and need not be pulled out.
+// segment maximum g bounds the k-th largest score from below (k segments each hold a score >= g),
+// so scores below g can never be among the k largest and need not be pulled out.
 import * as T from "../torch/index.ts";
 
-const GROUP = 16;
+/**
+ * 64 measured fastest on 2048-wide blocks with ~0.1% of scores passing: shorter segments make
+ * the max reduction slower (16: ~10x), longer ones gather more values per passing segment.
+ */
+const SEGMENT = 64;
 
 const OP_KTHVALUE = T.opId("aten::kthvalue");
 
 /**
- * Every value of scores [h, w] greater than floor and, when need > 0, at least the need largest
- * values (then possibly a few more: those equal to the floor or to the bound).
+ * Every value of scores (any shape) greater than floor and, when need > 0, at least the need
+ * largest values (then possibly a few more: those equal to the floor or to the bound).
  */
 export function valuesAbove(scores: T.Tensor, floor: number, need = 0): Float32Array {
-  const [h, w] = scores.shape as [number, number];
-  const grouped = h - (h % GROUP);
+  const flat = scores.reshape(-1);
+  const n = flat.numel;
+  const whole = n - (n % SEGMENT);
   const parts: Float32Array[] = [];
   // Pull out values >= bound; bound is the floor, or lower while a caller still fills up.
   let bound = need > 0 ? -Infinity : floor;
-  const pick = (v: T.Tensor, strict: boolean): Float32Array => {
-    const flat = v.reshape(-1);
-    const keep = strict ? flat.gt(bound) : flat.ge(bound);
-    return flat.indexSelect(0, keep.nonzero().view(-1)).data() as Float32Array;
-  };
-  if (grouped > 0) {
-    const s3 = scores.narrow(0, 0, grouped).view(grouped / GROUP, GROUP, w);
-    const maxima = s3.amax(1);
+  const strict = need === 0;
+  const passing = (v: T.Tensor): T.Tensor => (strict ? v.gt(bound) : v.ge(bound));
+  const pick = (v: T.Tensor): Float32Array =>
+    v.indexSelect(0, passing(v).nonzero().view(-1)).data() as Float32Array;
+  if (whole > 0) {
+    const segments = flat.narrow(0, 0, whole).view(whole / SEGMENT, SEGMENT);
+    const maxima = segments.amax(1);
     if (need > 0 && need <= maxima.numel) {
-      const flat = maxima.view(-1);
-      const [kth] = T.wrapMany(T.callOp(OP_KTHVALUE, flat, flat.numel - need + 1, 0, false));
+      const [kth] = T.wrapMany(T.callOp(OP_KTHVALUE, maxima, maxima.numel - need + 1, 0, false));
       bound = Math.min(floor, kth!.item());
     }
     // Nothing to rule out yet: hand over the whole block (nonzero() on it would cost more).
-    if (bound === -Infinity) return scores.reshape(-1).data() as Float32Array;
-    const strict = need === 0;
-    const hits = (strict ? maxima.gt(bound) : maxima.ge(bound)).nonzero(); // [K, 2]: (group, column)
-    // The K groups' values, [K, GROUP], filtered again so that only passing values reach JS.
-    if (hits.size(0) > 0) parts.push(pick(s3.index(hits.select(1, 0), null, hits.select(1, 1)), strict));
+    if (bound === -Infinity) return flat.data() as Float32Array;
+    const hits = passing(maxima).nonzero().view(-1);
+    if (hits.numel > 0) parts.push(pick(segments.indexSelect(0, hits).view(-1)));
   }
-  if (grouped < h) parts.push(pick(scores.narrow(0, grouped, h - grouped), need === 0));
+  if (whole < n) parts.push(pick(flat.narrow(0, whole, n - whole)));
   return parts.length === 1 ? parts[0]! : concatFloat32(parts);
 }
 

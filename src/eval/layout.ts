@@ -54,6 +54,11 @@ export interface Layout {
   readonly runOf: readonly Map<number, number>[];
 }
 
+/** The subset of pairs between a row of group a and a row of group b. */
+export function groupSubset(a: number, b: number): GroupSubset {
+  return a !== b ? "masked-unmasked" : a === 1 ? "masked-masked" : "unmasked-unmasked";
+}
+
 const choose2 = (m: number): number => (m < 2 ? 0 : (m * (m - 1)) / 2);
 
 /**
@@ -100,14 +105,7 @@ export function makeLayout(
     for (let b = a; b < tiles.length; b++) {
       const rows = tiles[a]!;
       const cols = tiles[b]!;
-      const subset: GroupSubset | undefined =
-        groups === undefined
-          ? undefined
-          : rows.group !== cols.group
-            ? "masked-unmasked"
-            : rows.group === 1
-              ? "masked-masked"
-              : "unmasked-unmasked";
+      const subset = groups === undefined ? undefined : groupSubset(rows.group, cols.group);
       blocks.push({ index: blocks.length, rows, cols, diagonal: a === b, subset });
     }
   return {
@@ -154,7 +152,7 @@ function pairCounts(
 }
 
 /** First run index whose end is after position p (runs are sorted and cover 0..n). */
-function runAt(runs: readonly Run[], p: number): number {
+export function runAt(runs: readonly Run[], p: number): number {
   let lo = 0;
   let hi = runs.length;
   while (lo < hi) {

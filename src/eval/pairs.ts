@@ -2,14 +2,19 @@
 // of pairs. Definition (docs/eval.md): impostor scores sorted descending s1 >= s2 >= ... >= sn;
 // for a target FPR x, k = floor(x·n) + 1 and τ = s_k (s_n if k > n); TPR = |{genuine > τ}| / G.
 //
-// One pass scores every block (one GEMM each) and keeps, per subset, the K largest impostor
-// scores (K = the largest k asked for, at least down to FPR rocTailFpr), every genuine score
-// (or, past genuineLimit, nothing: a later pass counts them), and a histogram of a row sample for
-// the bulk of the ROC curve. Targets whose k exceeds candidateLimit are resolved exactly by two
-// radix passes (radix.ts). Each rank scores its share of blocks; collectives combine.
+// A sample pass scores every 64th row against the rows after it (1/64 of the work) and
+// histograms those impostor scores: the bulk of the ROC curve, and a guess of a floor below the
+// K-th largest impostor score of each subset (K = the largest k asked for, at least down to FPR
+// rocTailFpr). One pass then scores every block (one GEMM each) and keeps, per subset, the K
+// largest impostor scores above that floor (pulling only those out of each block), and every
+// genuine score (or, past genuineLimit, nothing: a later pass counts them). A subset that turns
+// out to have fewer than K scores above its guessed floor gets a tail pass that keeps its K
+// largest with no guess, so the guess only ever costs time. Targets whose k exceeds
+// candidateLimit are resolved exactly by two radix passes (radix.ts). Each rank scores its share
+// of blocks; collectives combine.
 import * as T from "../torch/index.ts";
 import { type Collectives, singleProcess } from "./collectives.ts";
-import { type CurvePoint, HIST_BINS, countAbove, fprGrid, gridThresholds, sampleHistogram } from "./curve.ts";
+import { type CurvePoint, HIST_BINS, countAbove, fprGrid, gridThresholds, guessFloor } from "./curve.ts";
 import { type TargetFpr, fprOf, thresholdRank } from "./fpr.ts";
 import {
   type Block,
@@ -20,8 +25,9 @@ import {
   makeLayout,
 } from "./layout.ts";
 import { resolveByRadix } from "./radix-pass.ts";
+import { emptyHistograms, sampleTile } from "./sample.ts";
 import { type GemmKind, PairScorer } from "./scorer.ts";
-import { TopScores } from "./topk.ts";
+import { TopScores, mergeDescending } from "./topk.ts";
 import { checkPairInput } from "./input.ts";
 import { concatFloat32, valuesAbove } from "./extract.ts";
 
@@ -37,7 +43,8 @@ export interface PairEvalInput {
 }
 
 export interface PairEvalProgress {
-  pass: "score" | "radix-high" | "radix-low" | "genuine";
+  /** done/total count column tiles in the sample pass, blocks in the others. */
+  pass: "sample" | "score" | "tail" | "radix-high" | "radix-low" | "genuine";
   done: number;
   total: number;
 }
@@ -53,8 +60,16 @@ export interface PairEvalOptions {
   genuineLimit?: number;
   /** Keep the impostor tail down to this FPR so the curve is exact there (default 1e-3). */
   rocTailFpr?: number;
-  /** Histogram every s-th row of each block for the curve's bulk (default 64). */
+  /**
+   * Histogram every s-th row of each tile against the rows after it, for the curve's bulk and
+   * the guess of each tail's floor (default 64).
+   */
   rocSampleStride?: number;
+  /**
+   * Floors to use instead of the guesses from the sample, by subset (for tests: a floor above
+   * the K-th largest impostor score forces the tail pass).
+   */
+  tailFloors?: Partial<Record<SubsetName, number>>;
   /** Curve points per decade of FPR, 1e-7..1 (default 10). */
   curvePointsPerDecade?: number;
   gemm?: GemmKind;
@@ -81,10 +96,12 @@ export interface PairEvaluation {
     blocks: number;
     blockSize: number;
     passes: string[];
-    /** Wall seconds per phase: prepare, score, combine, radix, genuine, total. */
+    /** Wall seconds per phase: prepare, sample, score, combine, tail, radix, genuine, total. */
     seconds: Record<string, number>;
     gemm: GemmKind;
     worldSize: number;
+    /** The floor each subset's tail was kept above (guessed from the sample), null where none. */
+    floors: Partial<Record<SubsetName, number | null>>;
   };
 }
 
@@ -131,43 +148,56 @@ export async function evaluatePairs(
   const storeGenuine = layout.counts.get("all")!.genuine <= genuineLimit;
   const needHist = plans.some((p) => p.keep < p.counts.impostor);
   const mine = layout.blocks.filter((b) => b.index % coll.worldSize === coll.rank);
-  const passes = ["score"];
+  const passes: string[] = [];
 
-  const scorer = new PairScorer(input.embeddings, layout, opts.gemm);
+  const scorer = new PairScorer(input.embeddings, layout, opts.gemm, needHist ? stride : 0);
   lap("prepare");
   try {
-    // ---- pass 1: tails, genuine scores, sampled histogram --------------------------------------
-    const tails = new Map(plans.map((p) => [p.name, new TopScores(p.keep)]));
-    const genuine = new Map<Source, Float32Array[]>(sources.map((s) => [s, []]));
-    const sampled = new Map<Source, Float64Array>(sources.map((s) => [s, new Float64Array(HIST_BINS)]));
-    await forBlocks(mine, "score", opts, (block) => {
-      const src: Source = block.subset ?? "all";
-      const { scores, genuine: g } = scorer.score(block);
-      if (storeGenuine) genuine.get(src)!.push(g);
-      if (needHist) {
-        sampleHistogram(stride > 1 ? scores.slice(0, 0, null, stride) : scores, sampled.get(src)!);
-      }
-      const own = tails.get(src)!;
-      const all = tails.get("all")!;
-      // Buffers still filling ask for their k largest; full ones for what beats their floor.
-      const need = Math.max(own.full ? 0 : own.k, all.full ? 0 : all.k);
-      const floor = Math.min(own.full ? own.floor : Infinity, all.full ? all.floor : Infinity);
-      if (floor === Infinity && need === 0) return;
-      const above = valuesAbove(scores, floor, need);
-      own.push(above);
-      if (all !== own) all.push(above);
-    });
+    // ---- sample pass: histograms of a row sample, guesses of the tails' floors ----------------
+    let hists = emptyHistograms(sources);
+    if (needHist) {
+      passes.push("sample");
+      const columns = layout.tiles.filter((t) => t.index % coll.worldSize === coll.rank);
+      await forEach(columns, "sample", opts, (tile) => sampleTile(scorer, layout, tile, hists));
+      hists = splitBy(sources, await coll.allReduceSum(joinBy(sources, hists)));
+      lap("sample");
+    }
+    const floors = new Map(
+      plans.map((p) => [
+        p.name,
+        opts.tailFloors?.[p.name] ??
+          (needHist ? guessFloor(sumOf(hists, p.sources), p.counts.impostor, p.keep) : -Infinity),
+      ]),
+    );
 
+    // ---- score pass: tails above the floors, genuine scores -----------------------------------
+    passes.push("score");
+    const tails = new Map(plans.map((p) => [p.name, new TopScores(p.keep, floors.get(p.name))]));
+    const genuine = new Map<Source, Float32Array[]>(sources.map((s) => [s, []]));
+    await forEach(mine, "score", opts, (block) => {
+      const { scores, genuine: g } = scorer.score(block);
+      if (storeGenuine) genuine.get(block.subset ?? "all")!.push(g);
+      offer(block, scores, tails);
+    });
     lap("score");
 
-    // ---- combine over ranks ---------------------------------------------------------------------
-    const tail = new Map<SubsetName, Float32Array>();
-    for (const p of plans) {
-      const merged = new TopScores(p.keep);
-      for (const part of await coll.allGather(tails.get(p.name)!.sortedDescending())) merged.push(part);
-      tail.set(p.name, merged.sortedDescending());
+    // ---- combine over ranks; a tail pass where a guessed floor was too high --------------------
+    const tail = await mergeTails(plans, tails, coll);
+    const short = plans.filter((p) => tail.get(p.name)!.length < p.keep);
+    lap("combine");
+    if (short.length > 0) {
+      passes.push("tail");
+      const again = new Map(short.map((p) => [p.name, new TopScores(p.keep)]));
+      const from = new Set(short.flatMap((p) => p.sources));
+      await forEach(
+        mine.filter((b) => from.has(b.subset ?? "all")),
+        "tail",
+        opts,
+        (block) => offer(block, scorer.score(block).scores, again),
+      );
+      for (const [name, t] of await mergeTails(short, again, coll)) tail.set(name, t);
+      lap("tail");
     }
-    const hists = splitBy(sources, await coll.allReduceSum(joinBy(sources, needHist ? sampled : new Map())));
 
     // ---- thresholds: from the tail, else by radix ------------------------------------------------
     const thresholds = new Map<SubsetName, (number | null)[]>();
@@ -188,7 +218,7 @@ export async function evaluatePairs(
     if (radixAsks.length > 0) {
       passes.push("radix-high", "radix-low");
       const found = await resolveByRadix(scorer, radixAsks, coll, (pass, each) =>
-        forBlocks(mine, pass, opts, each),
+        forEach(mine, pass, opts, each),
       );
       radixAsks.forEach((a, i) => (thresholds.get(a.name)![a.slot] = found[i]!));
       lap("radix");
@@ -224,7 +254,7 @@ export async function evaluatePairs(
     } else {
       passes.push("genuine");
       const withGenuine = mine.filter((b) => scorer.genuineIndices(b).length > 0);
-      await forBlocks(withGenuine, "genuine", opts, (block) => {
+      await forEach(withGenuine, "genuine", opts, (block) => {
         countInto(block.subset ?? "all", scorer.score(block).genuine.sort());
       });
     }
@@ -261,6 +291,7 @@ export async function evaluatePairs(
         seconds: { ...seconds, total: (performance.now() - started) / 1000 },
         gemm: scorer.gemm,
         worldSize: coll.worldSize,
+        floors: Object.fromEntries([...floors].map(([n, f]) => [n, f === -Infinity ? null : f])),
       },
     };
   } finally {
@@ -268,18 +299,51 @@ export async function evaluatePairs(
   }
 }
 
-/** Runs fn on each block inside a tensor scope, yielding to the event loop between blocks. */
-async function forBlocks(
-  blocks: readonly Block[],
+/** Runs fn on each item (block or tile) inside a tensor scope, yielding to the event loop between. */
+async function forEach<I>(
+  items: readonly I[],
   pass: PairEvalProgress["pass"],
   opts: PairEvalOptions,
-  fn: (b: Block) => void,
+  fn: (item: I) => void,
 ): Promise<void> {
-  for (let i = 0; i < blocks.length; i++) {
-    T.scope(() => fn(blocks[i]!));
-    opts.onProgress?.({ pass, done: i + 1, total: blocks.length });
+  for (let i = 0; i < items.length; i++) {
+    T.scope(() => fn(items[i]!));
+    opts.onProgress?.({ pass, done: i + 1, total: items.length });
     await new Promise((r) => setImmediate(r));
   }
+}
+
+/**
+ * Offers a block's impostor scores (genuine pairs and j <= i masked to -inf) to the tails of
+ * its subset and of "all" (those present in tails), pulling out only what can still matter.
+ */
+function offer(block: Block, scores: T.Tensor, tails: ReadonlyMap<SubsetName, TopScores>): void {
+  const takers = [tails.get(block.subset ?? "all"), tails.get("all")].filter(
+    (t, i, a) => t && a.indexOf(t) === i,
+  );
+  // Unbounded buffers (still filling, no floor) ask for their k largest; the others for what
+  // beats their floor.
+  let need = 0;
+  let floor = Infinity;
+  for (const t of takers as TopScores[]) {
+    if (t.bounded) floor = Math.min(floor, t.floor);
+    else need = Math.max(need, t.k);
+  }
+  if (floor === Infinity && need === 0) return;
+  const above = valuesAbove(scores, floor, need);
+  for (const t of takers as TopScores[]) t.push(above);
+}
+
+/** Each tail merged over ranks, largest first (every rank gets the same arrays). */
+async function mergeTails(
+  plans: readonly SubsetPlan[],
+  tails: ReadonlyMap<SubsetName, TopScores>,
+  coll: Collectives,
+): Promise<Map<SubsetName, Float32Array>> {
+  const out = new Map<SubsetName, Float32Array>();
+  for (const p of plans)
+    out.set(p.name, mergeDescending(await coll.allGather(tails.get(p.name)!.sortedDescending()), p.keep));
+  return out;
 }
 
 /** Checks the input and lays its rows out in tiles (also used by the brute-force reference). */

@@ -2,7 +2,7 @@
 // through here, on the same tiles, so a pair gets bit-identical scores in every pass and on
 // every rank: the exactness of the thresholds rests on it.
 import * as T from "../torch/index.ts";
-import { type Block, type Layout, genuineIndices } from "./layout.ts";
+import { type Block, type Layout, type Tile, genuineIndices } from "./layout.ts";
 
 /**
  * "onednn": oneDNN's inner-product kernel (libtorch's mkldnn_linear), which on CPU runs at the
@@ -34,22 +34,39 @@ export class PairScorer {
   readonly #tril = new Map<number, T.Tensor>();
   readonly #genuine = new Map<number, Int32Array>();
   #cached = 0;
+  /** The sampled rows (every sampleStride-th row of each tile), dense, in layout order. */
+  readonly #sample: T.Tensor | undefined;
+  /** Layout positions of the sampled rows, ascending. */
+  readonly samplePositions: Int32Array;
 
   /**
    * embeddings: [n, D] in the input's row order (any float dtype). Each tile gathers its rows in
    * layout order and L2-normalises them (cosine scores), tile by tile so that no second copy of
-   * the whole matrix is ever made.
+   * the whole matrix is ever made. With sampleStride > 0, rows tile.start, tile.start + stride,
+   * ... of each tile are also kept as one dense matrix (1/stride of the embeddings) for
+   * sampleScores.
    */
-  constructor(embeddings: T.Tensor, layout: Layout, gemm: GemmKind = "onednn") {
+  constructor(embeddings: T.Tensor, layout: Layout, gemm: GemmKind = "onednn", sampleStride = 0) {
     this.gemm = gemm;
     this.#layout = layout;
+    const sampled: T.Tensor[] = [];
+    const positions: number[] = [];
     this.#tiles = layout.tiles.map((tile) =>
       T.scope(() => {
         const at = T.tensor(layout.order.subarray(tile.start, tile.end)).to("i64");
         const rows = T.normalize(embeddings.indexSelect(0, at).float()).contiguous();
+        if (sampleStride > 0) {
+          sampled.push(rows.slice(0, 0, null, sampleStride).contiguous().keep());
+          for (let p = tile.start; p < tile.end; p += sampleStride) positions.push(p);
+        }
         return (gemm === "onednn" ? T.wrap(T.callOp(OP.toMkldnn, rows, null)) : rows).keep();
       }),
     );
+    this.samplePositions = Int32Array.from(positions);
+    if (sampled.length > 0) {
+      this.#sample = T.scope(() => T.cat(sampled).contiguous().keep());
+      for (const t of sampled) t.dispose();
+    }
   }
 
   /**
@@ -89,6 +106,25 @@ export class PairScorer {
     return { scores, genuine };
   }
 
+  /**
+   * Scores of the first `rows` sampled rows against the rows of a tile: [rows, tile width], with
+   * nothing masked (the sample pass masks what it does not count). Call inside T.scope.
+   */
+  sampleScores(rows: number, tile: Tile): T.Tensor {
+    if (this.#sample === undefined) throw new Error("PairScorer: made without a row sample");
+    const a = this.#sample.narrow(0, 0, rows);
+    const b = this.#tiles[tile.index]!;
+    return this.gemm === "onednn"
+      ? T.wrap(
+          T.callOp(
+            OP.toDense,
+            T.wrap(T.callOp(OP.mkldnnLinear, T.wrap(T.callOp(OP.toMkldnn, a, null)), b, null)),
+            null,
+          ),
+        )
+      : a.mm(b.T);
+  }
+
   /** Bool [h, h], true on and below the diagonal (pairs j <= i). */
   #lowerTriangle(h: number): T.Tensor {
     let m = this.#tril.get(h);
@@ -101,6 +137,7 @@ export class PairScorer {
 
   dispose(): void {
     for (const t of this.#tiles) t.dispose();
+    this.#sample?.dispose();
     for (const t of this.#tril.values()) t.dispose();
     this.#tril.clear();
   }

@@ -4,7 +4,7 @@ import * as T from "../../src/torch/index.ts";
 import { valuesAbove } from "../../src/eval/extract.ts";
 import { highBuckets, lowBits, orderKeys, scoreOfKey } from "../../src/eval/radix.ts";
 
-test("valuesAbove returns every score above the floor (grouped rows and the remainder)", () => {
+test("valuesAbove returns every score above the floor (segments and the remainder)", () => {
   T.manualSeed(1);
   for (const [h, w] of [
     [37, 50],
@@ -34,4 +34,21 @@ test("order keys sort like the floats and map back exactly", () => {
   const hi = Array.from(highBuckets(keys).data() as Int32Array);
   const lo = Array.from(lowBits(keys).data() as Int32Array);
   vals.forEach((v, i) => assert.equal(scoreOfKey(hi[i]!, lo[i]!), Math.fround(v)));
+});
+
+test("valuesAbove with need > 0 returns at least the need largest (segments and the remainder)", () => {
+  T.manualSeed(2);
+  for (const [h, w] of [
+    [37, 50],
+    [16, 3],
+    [128, 64],
+  ] as const) {
+    const s = T.randn([h, w]);
+    const sorted = Array.from(s.data() as Float32Array).sort((a, b) => b - a);
+    for (const need of [1, 7, 200, h * w]) {
+      const got = Array.from(valuesAbove(s, Infinity, need)).sort((a, b) => b - a);
+      const want = sorted.slice(0, Math.min(need, sorted.length));
+      assert.deepEqual(got.slice(0, want.length), want, `${h}x${w} need ${need}`);
+    }
+  }
 });

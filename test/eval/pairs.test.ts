@@ -1,7 +1,10 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import * as T from "../../src/torch/index.ts";
-import { type PairEvalOptions, evaluatePairs } from "../../src/eval/pairs.ts";
+import { type PairEvalOptions, evaluatePairs, prepareLayout } from "../../src/eval/pairs.ts";
+import { groupSubset } from "../../src/eval/layout.ts";
+import { emptyHistograms, sampleTile } from "../../src/eval/sample.ts";
+import { PairScorer } from "../../src/eval/scorer.ts";
 import { simulatedGroup } from "../../src/eval/collectives.ts";
 import { bruteForce, engineScores, exactScores } from "./brute.ts";
 
@@ -129,6 +132,96 @@ test("2 and 3 simulated ranks give the numbers of one process", async () => {
   }
 });
 
+// FPRs whose largest k (and the tail kept for the curves) is a small part of the impostors, so
+// that the sample pass runs and the score pass keeps only what lies above a floor.
+const LOW = ["1e-4", "1e-3", "0.01"];
+
+test("guessed floors: the score pass keeps only scores above them, and the results are exact", async () => {
+  const input = clustered(700, 50, 16, 11);
+  const want = bruteForce(engineScores(input, 64), input.labels, input.groups, LOW);
+  const opts: PairEvalOptions = { fpr: LOW, blockSize: 64, rocSampleStride: 2, rocTailFpr: 0.002 };
+  const got = await evaluatePairs(input, opts);
+  assert.deepEqual(got.subsets, want);
+  assert.deepEqual(got.info.passes, ["sample", "score"]);
+  for (const [name, floor] of Object.entries(got.info.floors)) {
+    assert.ok(typeof floor === "number", `${name} has a floor`);
+    // Below the K-th largest impostor (K = 1% of them here), but not far below.
+    const kth = want[name as "all"]!.threshold["0.01"]!;
+    assert.ok(floor < kth && floor > kth - 0.2, `${name}: floor ${floor}, K-th ${kth}`);
+  }
+  const ranks = await Promise.all(
+    simulatedGroup(2).map((collectives) => evaluatePairs(input, { ...opts, collectives })),
+  );
+  for (const r of ranks) {
+    assert.deepEqual(r.subsets, got.subsets);
+    assert.deepEqual(r.curves, got.curves);
+  }
+});
+
+test("a floor above the K-th largest impostor falls back to a tail pass, exactly, on 1 and 2 ranks", async () => {
+  const input = clustered(500, 40, 16, 12);
+  const want = bruteForce(engineScores(input, 64), input.labels, input.groups, LOW);
+  const base: PairEvalOptions = { fpr: LOW, blockSize: 64, rocSampleStride: 3, rocTailFpr: 0 };
+  const guessed = await evaluatePairs(input, base);
+  // Too high everywhere (nothing above), too high for some subsets only (the 1e-3 threshold keeps
+  // about a tenth of the K = 1% asked for), and exactly at a score (ties at the floor stay out).
+  const floors: PairEvalOptions["tailFloors"][] = [
+    { all: 2, "masked-unmasked": 2, "masked-masked": 2, "unmasked-unmasked": 2 },
+    { all: want.all!.threshold["1e-3"]!, "masked-masked": want["masked-masked"]!.threshold["1e-3"]! },
+    { "unmasked-unmasked": want["unmasked-unmasked"]!.threshold["0.01"]! },
+  ];
+  for (const tailFloors of floors) {
+    const one = await evaluatePairs(input, { ...base, tailFloors });
+    assert.deepEqual(one.subsets, want, JSON.stringify(tailFloors));
+    assert.deepEqual(one.curves, guessed.curves, JSON.stringify(tailFloors));
+    assert.ok(
+      one.info.passes.includes("tail"),
+      `${JSON.stringify(tailFloors)}: ${one.info.passes.join(",")}`,
+    );
+    const ranks = await Promise.all(
+      simulatedGroup(2).map((collectives) => evaluatePairs(input, { ...base, tailFloors, collectives })),
+    );
+    for (const r of ranks) {
+      assert.deepEqual(r.subsets, want);
+      assert.deepEqual(r.curves, guessed.curves);
+    }
+  }
+});
+
+test("the sample pass histograms exactly the impostor pairs (i, j > i) of every stride-th row", () => {
+  const input = clustered(230, 20, 8, 13);
+  for (const [groups, stride, blockSize] of [
+    [input.groups, 1, 32],
+    [input.groups, 3, 40],
+    [undefined, 5, 64],
+  ] as const) {
+    const layout = prepareLayout({ ...input, groups }, blockSize);
+    const scorer = new PairScorer(input.embeddings, layout, "onednn", stride);
+    const sources = groups
+      ? (["masked-unmasked", "masked-masked", "unmasked-unmasked"] as const)
+      : (["all"] as const);
+    const hists = emptyHistograms(sources);
+    for (const tile of layout.tiles) T.scope(() => sampleTile(scorer, layout, tile, hists));
+    scorer.dispose();
+    // Layout positions p < q with p sampled (every stride-th row of its tile), different labels.
+    const want = new Map<string, number>();
+    const tileOf = (p: number) => layout.tiles.find((t) => t.start <= p && p < t.end)!;
+    const g = (p: number) => (groups ? groups[layout.order[p]!]! : 0);
+    for (let p = 0; p < layout.n; p++) {
+      if ((p - tileOf(p).start) % stride !== 0) continue;
+      for (let q = p + 1; q < layout.n; q++) {
+        if (input.labels[layout.order[p]!] === input.labels[layout.order[q]!]) continue;
+        const name = groups ? groupSubset(g(p), g(q)) : "all";
+        want.set(name, (want.get(name) ?? 0) + 1);
+      }
+    }
+    for (const name of sources) {
+      const total = hists.get(name)!.reduce((a, b) => a + b, 0);
+      assert.equal(total, want.get(name) ?? 0, `${name}, stride ${stride}`);
+    }
+  }
+});
+
 test("curves: TPR falls with FPR, and exact points agree with the headline numbers", async () => {
   const input = clustered(300, 30, 16, 4);
   const r = await evaluatePairs(input, { fpr: ["0.001", "0.01"], blockSize: 64, rocSampleStride: 1 });
@@ -154,4 +247,15 @@ test("bad input is refused with the reason", async () => {
     [0, 1],
   ]);
   await assert.rejects(evaluatePairs({ embeddings: nan, labels: [1, 2] }), /NaN/);
+  // Row sums that overflow float16 (the quick check) send it to the exact check: finite, accepted.
+  const big = T.tensor([
+    [60000, 60000],
+    [60000, -1],
+  ]).to("f16");
+  assert.equal((await evaluatePairs({ embeddings: big, labels: [1, 2] }, { fpr: ["1"] })).pairs.impostor, 1);
+  const inf = T.tensor([
+    [1, 0],
+    [Infinity, -Infinity],
+  ]);
+  await assert.rejects(evaluatePairs({ embeddings: inf, labels: [1, 2] }), /infinite/);
 });

@@ -1,0 +1,88 @@
+// The row sample behind the bulk of the curves and the first guess of each tail's floor. Before
+// the score pass, every stride-th row of each tile (row i) is scored against every later row
+// (j > i, the pairs the score pass gives that row), one product per column tile, and the
+// impostor scores are histogrammed per group subset: a sample of 1/stride of the pairs, for
+// about 1/stride of the score pass's work.
+import * as T from "../torch/index.ts";
+import { HIST_BINS, sampleHistogram } from "./curve.ts";
+import { type Layout, type SubsetName, type Tile, groupSubset, runAt } from "./layout.ts";
+import type { PairScorer } from "./scorer.ts";
+
+const OP_INDEX_FILL = T.opId("aten::index_fill_.int_Scalar");
+
+/** Empty histograms, one per source (the group subsets, or "all" without groups). */
+export function emptyHistograms(sources: readonly SubsetName[]): Map<SubsetName, Float64Array> {
+  return new Map(sources.map((s) => [s, new Float64Array(HIST_BINS)]));
+}
+
+/** How many sampled rows (positions ascending) lie before position end. */
+function rowsBefore(positions: Int32Array, end: number): number {
+  let lo = 0;
+  let hi = positions.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    if (positions[mid]! < end) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo;
+}
+
+/**
+ * Flat indices, in the [rows, tile width] block of the first `rows` sampled rows against a
+ * tile, of the pairs that are not counted: column j <= row i, or the same label (genuine).
+ */
+export function sampleMaskIndices(
+  layout: Layout,
+  positions: Int32Array,
+  rows: number,
+  tile: Tile,
+): Int32Array {
+  const width = tile.end - tile.start;
+  const colRuns = layout.runOf[tile.group]!;
+  const out: number[] = [];
+  for (let r = 0; r < rows; r++) {
+    const p = positions[r]!;
+    const first = Math.max(tile.start, p + 1); // the first column paired with row p
+    for (let j = tile.start; j < first; j++) out.push(r * width + (j - tile.start));
+    const ci = colRuns.get(layout.runs[runAt(layout.runs, p)]!.label);
+    if (ci === undefined) continue;
+    const run = layout.runs[ci]!;
+    for (let j = Math.max(run.start, first); j < Math.min(run.end, tile.end); j++)
+      out.push(r * width + (j - tile.start));
+  }
+  return Int32Array.from(out);
+}
+
+/**
+ * Adds to hists (by source) the impostor scores between the sampled rows before the tile's end
+ * and the tile's rows after them. Call inside T.scope.
+ */
+export function sampleTile(
+  scorer: PairScorer,
+  layout: Layout,
+  tile: Tile,
+  hists: ReadonlyMap<SubsetName, Float64Array>,
+): void {
+  const positions = scorer.samplePositions;
+  const rows = rowsBefore(positions, tile.end);
+  if (rows === 0) return;
+  const scores = scorer.sampleScores(rows, tile);
+  const masked = sampleMaskIndices(layout, positions, rows, tile);
+  if (masked.length > 0) {
+    const at = T.tensor(masked, { dtype: "i32" }).to("i64");
+    // In place; the op returns a second handle on the block, which the scope must free too.
+    T.wrap(T.callOp(OP_INDEX_FILL, scores.view(-1), 0, at, -Infinity));
+  }
+  if (!layout.hasGroups) {
+    sampleHistogram(scores, hists.get("all")!);
+    return;
+  }
+  // Sampled rows run in layout order: the unmasked group first, then the masked one.
+  const masks = layout.tiles.find((t) => t.group === 1)?.start ?? layout.n;
+  const split = rowsBefore(positions.subarray(0, rows), masks);
+  for (const [group, r0, r1] of [
+    [0, 0, split],
+    [1, split, rows],
+  ] as const)
+    if (r1 > r0) sampleHistogram(scores.narrow(0, r0, r1 - r0), hists.get(groupSubset(group, tile.group))!);
+}
