@@ -28,10 +28,12 @@ export interface MaskTile {
   /** Bounding box of alpha > 0: x0, y0, x1, y1 (exclusive). */
   box: [number, number, number, number];
   /**
-   * The covered pixels, for blending, as pairs [byte offset 3 * pixel, factors]: factors packs
-   * shade | pattern << 9 (each in 0..256, 256 = 1) and, in `edge` only, alpha << 18 (1..255 of
-   * 256). `solid` holds the fully covered pixels (most of a mask), which need no blending at all.
+   * The covered pixels, for blending. Fully covered pixels (most of a mask) come as runs along
+   * rows, `runs` = [byte offset 3 * pixel, length] pairs, with one factor word each in `solid`:
+   * shade | pattern << 9 (each in 0..256, 256 = 1); they need no read of the face. Partly covered
+   * ones come as [byte offset, factors | alpha << 18] pairs in `edge` (alpha 1..255 of 256).
    */
+  runs: Int32Array;
   solid: Int32Array;
   edge: Int32Array;
 }
@@ -71,14 +73,22 @@ export async function renderMaskTile(params: MaskParams, size = 112): Promise<Ma
   }
   // 0..255 -> 0..256, so that x * f >> 8 is exact at both ends.
   const q = (v: number): number => Math.round((v * 256) / 255);
+  const runs: number[] = [];
   const solid: number[] = [];
   const edge: number[] = [];
   for (let i = 0; i < n; i++) {
     const a = alpha[i]!;
     if (a === 0) continue;
     const f = q(shade[i]!) | (q(pattern[i]!) << 9);
-    if (a === 255) solid.push(3 * i, f);
-    else edge.push(3 * i, f | (q(a) << 18));
+    if (a !== 255) {
+      edge.push(3 * i, f | (q(a) << 18));
+      continue;
+    }
+    // extend the last run when this pixel follows it on the same row
+    const last = runs.length - 2;
+    if (last >= 0 && i % size !== 0 && runs[last]! + 3 * runs[last + 1]! === 3 * i) runs[last + 1]!++;
+    else runs.push(3 * i, 1);
+    solid.push(f);
   }
   return {
     params,
@@ -87,6 +97,7 @@ export async function renderMaskTile(params: MaskParams, size = 112): Promise<Ma
     shade,
     pattern,
     box: [x0, y0, x1, y1],
+    runs: Int32Array.from(runs),
     solid: Int32Array.from(solid),
     edge: Int32Array.from(edge),
   };
@@ -133,15 +144,18 @@ export function blendTile(rgb: Uint8Array, size: number, t: MaskTile, colour: RG
   const db = patternColour[2] - colour[2];
   // (c + d * pattern) * shade: at most 65280 * 256, well inside int32; + 2^15 >> 16 rounds it to
   // the 0..255 value.
-  const { solid, edge } = t;
-  for (let k = 0; k < solid.length; k += 2) {
-    const o = solid[k]!;
-    const f = solid[k + 1]!;
-    const sh = f & 511;
-    const pw = f >>> 9;
-    rgb[o] = ((cr + dr * pw) * sh + 32768) >> 16;
-    rgb[o + 1] = ((cg + dg * pw) * sh + 32768) >> 16;
-    rgb[o + 2] = ((cb + db * pw) * sh + 32768) >> 16;
+  const { runs, solid, edge } = t;
+  let j = 0;
+  for (let r = 0; r < runs.length; r += 2) {
+    const end = runs[r]! + 3 * runs[r + 1]!;
+    for (let o = runs[r]!; o < end; o += 3) {
+      const f = solid[j++]!;
+      const sh = f & 511;
+      const pw = f >>> 9;
+      rgb[o] = ((cr + dr * pw) * sh + 32768) >> 16;
+      rgb[o + 1] = ((cg + dg * pw) * sh + 32768) >> 16;
+      rgb[o + 2] = ((cb + db * pw) * sh + 32768) >> 16;
+    }
   }
   for (let k = 0; k < edge.length; k += 2) {
     const o = edge[k]!;
