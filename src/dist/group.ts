@@ -127,6 +127,27 @@ export class ProcessGroup {
     );
   }
 
+  /**
+   * Every rank's `input` into `outputs` (one tensor per rank, each input's shape; views of a larger
+   * buffer are fine), so a sharded buffer can be reassembled in place.
+   */
+  allGatherInto(outputs: readonly T.Tensor[], input: T.Tensor): Work {
+    if (outputs.length !== this.worldSize)
+      throw new Error(`allGatherInto: need ${this.worldSize} outputs, got ${outputs.length}`);
+    if (this.worldSize === 1) {
+      outputs[0]!.copy_(input);
+      return new Work(undefined, () => undefined);
+    }
+    return new Work(
+      native.allgather(
+        this.g(),
+        outputs.map((t) => t.native),
+        input.native,
+      ),
+      () => undefined,
+    );
+  }
+
   /** Copies rank `root`'s tensors into everyone's (one collective per tensor). */
   broadcast(tensors: readonly T.Tensor[], root = 0): Work {
     if (this.worldSize === 1) return new Work(undefined, () => undefined);

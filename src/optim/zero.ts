@@ -3,9 +3,11 @@
 //
 // Layout. Each parameter group's parameters, in order, are laid end to end and cut into buckets of
 // about `bucketCapMB`; a bucket of n elements is padded to a multiple of the world size W and split
-// into W equal pieces, rank r owning piece r of every bucket. Rank r's pieces are flat fp32 "shard
-// parameters" that the wrapped optimizer updates, so only element-wise rules (SGD, AdamW) are exact
-// here: LARS's per-layer trust ratio would need whole layers.
+// into W equal pieces, rank r owning piece r of every bucket. The parameters are moved into one
+// flat buffer per bucket (each becomes a view of it, as FSDP's flat parameters), so rank r's piece
+// is a view too: the wrapped optimizer updates the parameters' own memory, with no second copy of
+// the weights. Only element-wise rules (SGD, AdamW) are exact on pieces: LARS's per-layer trust
+// ratio would need whole layers.
 //
 // A step (after backward):
 //   stage 1  gradients were all-reduced as usual; each rank copies out its pieces;
@@ -40,9 +42,13 @@ interface Bucket {
   numel: number;
   /** Piece length: ceil(numel / W). */
   piece: number;
-  /** This rank's piece: its values, optimized by the inner optimizer. */
+  /** [piece·W]: the bucket's parameters end to end, then zero padding. */
+  flat: Tensor;
+  /** flat's piece of this rank (a view), optimized by the inner optimizer. */
   shard: Tensor;
 }
+
+const SET_STORAGE = T.opId("aten::set_.source_Tensor");
 
 /** One piece's optimizer state as saved: its global range and a tensor per state name. */
 const META = "mfr.zero";
@@ -79,8 +85,22 @@ export class ZeroOptimizer {
       const flush = (): void => {
         if (members.length === 0) return;
         const piece = Math.ceil(size / W);
-        const shard = T.zeros([piece]).keep();
-        this.#buckets.push({ group: gi, params: members, start: offset, numel: size, piece, shard });
+        const { flat, shard } = T.noGrad(() =>
+          T.scope(() => {
+            const flat = T.zeros([piece * W]);
+            let at = 0;
+            for (const p of members) {
+              const view = flat.narrow(0, at, p.numel).view(...p.shape);
+              view.copy_(p);
+              // p now lives in flat: same tensor object (modules, autograd and checkpoints are
+              // unaffected), new storage.
+              T.callOp(SET_STORAGE, p, view);
+              at += p.numel;
+            }
+            return { flat: flat.keep(), shard: flat.narrow(0, group.rank * piece, piece).keep() };
+          }),
+        );
+        this.#buckets.push({ group: gi, params: members, start: offset, numel: size, piece, flat, shard });
         offset += size;
         members = [];
         size = 0;
@@ -95,7 +115,6 @@ export class ZeroOptimizer {
       flush();
     });
     this.#totalNumel = offset;
-    this.#copyParamsToShards();
     this.inner = make(
       groups.map((g, gi) => ({
         params: this.#buckets.filter((b) => b.group === gi).map((b) => b.shard),
@@ -133,20 +152,6 @@ export class ZeroOptimizer {
       if (a < z) fn(p, a - off, a - lo, z - a);
       off += p.numel;
     }
-  }
-
-  /** Refreshes the pieces from the parameters (after a broadcast or a checkpoint load). */
-  #copyParamsToShards(): void {
-    T.noGrad(() =>
-      T.scope(() => {
-        for (const b of this.#buckets) {
-          const [lo, hi] = this.#ownRange(b);
-          this.#pieces(b, lo, hi, (p, at, into, len) =>
-            b.shard.narrow(0, into, len).copy_(p.view(-1).narrow(0, at, len)),
-          );
-        }
-      }),
-    );
   }
 
   /** Drops every gradient: the parameters' and the pieces'. */
@@ -228,16 +233,11 @@ export class ZeroOptimizer {
   /** The inner optimizer's step on the pieces, then every rank's parameters from the owners. */
   step(): void {
     this.inner.step();
+    if (this.group.worldSize === 1) return;
     T.noGrad(() => {
       for (const b of this.#buckets) {
-        T.scope(() => {
-          const full = T.cat(this.group.allGather(b.shard).wait());
-          let off = 0;
-          for (const p of b.params) {
-            p.view(-1).copy_(full.narrow(0, off, p.numel));
-            off += p.numel;
-          }
-        });
+        // The input is a copy: the output views include this rank's own piece.
+        T.scope(() => this.group.allGatherInto(b.flat.split(b.piece, 0), b.shard.clone()).wait());
       }
     });
   }
@@ -272,7 +272,7 @@ export class ZeroOptimizer {
   /**
    * Loads the pieces' optimizer state from the shard files of a ZeRO checkpoint written by any
    * number of ranks (`files` in any order, each named by `source` in errors), and refreshes the
-   * pieces from the parameters (load those first).
+   * parameters (their values come from the model's own checkpoint).
    */
   loadShardStates(
     files: readonly { source: string; tensors: Map<string, Tensor>; metadata: Record<string, string> }[],
@@ -325,18 +325,13 @@ export class ZeroOptimizer {
     const sd: OptimizerStateDict = { tensors, groups: first.meta.groups, steps };
     this.inner.loadStateDict(sd);
     for (const t of tensors.values()) t.dispose();
-    this.#copyParamsToShards();
-  }
-
-  /** Re-reads the pieces from the parameters (call after the parameters were overwritten). */
-  syncFromParams(): void {
-    this.#copyParamsToShards();
   }
 
   dispose(): void {
     for (const b of this.#buckets) {
       b.shard.grad = undefined;
       b.shard.dispose();
+      b.flat.dispose(); // the parameters keep the storage alive
     }
   }
 }

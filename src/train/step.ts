@@ -93,15 +93,6 @@ export class TrainStep {
     this.precision = new Precision(o.amp ?? "none", o.device ?? "cpu", o.headPrecision ?? "fp32");
     const ls = o.lossScale ?? o.amp === "fp16";
     this.scaler = ls === false ? undefined : new LossScaler(ls === true ? DEFAULT_LOSS_SCALE : ls);
-    // The Reducer all-reduces from autograd hooks during backward. Checkpoint replays run after
-    // loss.backward() returns, and ZeRO-2 reduce-scatters instead, so both take the
-    // post-backward path.
-    const checkpointed = model.tape !== undefined && model.checkpoint !== undefined;
-    this.dp = new DataParallel(group, this.#params, {
-      compress: o.compress,
-      bucketCapMB: o.bucketCapMB,
-      overlap: (o.overlap ?? true) && !checkpointed && zero !== 2,
-    });
     if (zero === 0) {
       this.zero = undefined;
       this.backboneOpt = makeOptimizer(backboneGroups);
@@ -113,12 +104,20 @@ export class TrainStep {
       });
       this.backboneOpt = this.zero.inner;
     }
+    // After ZeRO, which moves the parameters into its flat buffers. The Reducer all-reduces from
+    // autograd hooks during backward; checkpoint replays run after loss.backward() returns, and
+    // ZeRO-2 reduce-scatters instead, so both take the post-backward path.
+    const checkpointed = model.tape !== undefined && model.checkpoint !== undefined;
+    this.dp = new DataParallel(group, this.#params, {
+      compress: o.compress,
+      bucketCapMB: o.bucketCapMB,
+      overlap: (o.overlap ?? true) && !checkpointed && zero !== 2,
+    });
   }
 
   /** Copies rank 0's backbone (parameters and `extra`, e.g. BN buffers) to every rank. */
   broadcastFromRoot(extra: readonly Tensor[] = []): void {
     this.dp.broadcastFromRoot(extra);
-    this.zero?.syncFromParams();
   }
 
   /** One step on this rank's batch x [B, ...], labels y [B]. */
