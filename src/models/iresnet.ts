@@ -166,7 +166,11 @@ export class IResNet extends Module {
       for (const seg of segments)
         h = replaceBy(
           h,
-          this.tape.run((y) => chain(y, seg), h),
+          this.tape.run(
+            (y) => chain(y, seg),
+            h,
+            seg.flatMap((b) => b.parameters()),
+          ),
         );
     } else {
       for (const st of this.stages) h = replaceBy(h, st.forward(h));

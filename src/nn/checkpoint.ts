@@ -20,6 +20,8 @@ export function isReplaying(): boolean {
 
 interface Segment {
   run: (x: Tensor) => Tensor;
+  /** The parameters only this segment uses (optional): complete once its replay is done. */
+  params: readonly Tensor[] | undefined;
   input: Tensor;
   output: Tensor;
   rng: Tensor;
@@ -41,7 +43,7 @@ export class CheckpointTape {
    * Runs fn(x) keeping no activations and returns a stand-in for its output. With gradients
    * off (evaluation) it is a plain call.
    */
-  run(fn: (x: Tensor) => Tensor, x: Tensor): Tensor {
+  run(fn: (x: Tensor) => Tensor, x: Tensor, params?: readonly Tensor[]): Tensor {
     if (!T.isGradEnabled()) return fn(x);
     const rng = T.getRngState().keep();
     const y = T.noGrad(() => {
@@ -52,14 +54,26 @@ export class CheckpointTape {
     });
     y.requiresGrad_(true).keep();
     // The tape owns its own handles: callers may dispose what they passed or got back.
-    this.#segments.push({ run: fn, input: x.alias().keep(), output: y, rng });
+    this.#segments.push({ run: fn, params, input: x.alias().keep(), output: y, rng });
     return y.alias();
   }
 
-  /** Propagates the gradients that reached the segments' outputs back through them. */
-  backward(): void {
+  /** The parameters each waiting segment declared, in forward order (undefined: not declared). */
+  segmentParams(): (readonly Tensor[] | undefined)[] {
+    return this.#segments.map((s) => s.params);
+  }
+
+  /**
+   * Propagates the gradients that reached the segments' outputs back through them, last segment
+   * first; `onSegmentDone` runs after each replay (e.g. to reduce gradients that are complete).
+   */
+  backward(onSegmentDone?: (index: number, params: readonly Tensor[] | undefined) => void): void {
     try {
-      for (let i = this.#segments.length - 1; i >= 0; i--) this.#replay(this.#segments[i]!);
+      for (let i = this.#segments.length - 1; i >= 0; i--) {
+        const s = this.#segments[i]!;
+        this.#replay(s);
+        onSegmentDone?.(i, s.params);
+      }
     } finally {
       this.clear();
     }

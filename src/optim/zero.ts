@@ -65,6 +65,11 @@ export class ZeroOptimizer {
   readonly inner: ZeroInner;
   readonly #buckets: Bucket[] = [];
   readonly #totalNumel: number;
+  /** Buckets whose gradients reached the pieces this step. */
+  readonly #reduced = new Set<Bucket>();
+  /** Buckets reduce-scattered by reduceReady (during backward) in the latest step. */
+  streamedBuckets = 0;
+  #newStep = true;
 
   /**
    * groups: the backbone's parameter groups (a parameter that never needs a gradient is left out);
@@ -128,6 +133,10 @@ export class ZeroOptimizer {
   }
 
   /** Elements of optimizer state per state name held by this rank (padding included). */
+  get numBuckets(): number {
+    return this.#buckets.length;
+  }
+
   get shardNumel(): number {
     return this.#buckets.reduce((s, b) => s + b.piece, 0);
   }
@@ -156,6 +165,8 @@ export class ZeroOptimizer {
 
   /** Drops every gradient: the parameters' and the pieces'. */
   zeroGrad(): void {
+    this.#reduced.clear();
+    this.#newStep = true;
     for (const b of this.#buckets) {
       b.shard.grad = undefined;
       for (const p of b.params) p.grad = undefined;
@@ -165,38 +176,68 @@ export class ZeroOptimizer {
   /**
    * Moves the gradients into the pieces. Stage 1: the parameters hold the averaged gradient (the
    * DataParallel all-reduce ran). Stage 2: they hold this rank's own gradient; the mean over ranks
-   * arrives by reduce-scatter and the full gradients are freed.
+   * arrives by reduce-scatter and the full gradients are freed. Buckets already reduced by
+   * `reduceReady` are skipped.
    */
   reduceGradients(): void {
-    const W = this.group.worldSize;
-    T.noGrad(() => {
-      for (const b of this.#buckets) {
-        T.scope(() => {
-          const g = T.zeros([b.piece]);
-          if (this.o.stage === 1) {
-            const [lo, hi] = this.#ownRange(b);
-            this.#pieces(b, lo, hi, (p, at, into, len) => {
-              const pg = p.grad;
-              if (pg) g.narrow(0, into, len).copy_(pg.view(-1).narrow(0, at, len));
-            });
-            for (const p of b.params) p.grad = undefined;
-          } else {
-            const parts = b.params.map((p) => p.grad?.view(-1) ?? T.zeros([p.numel]));
-            const pad = b.piece * W - b.numel;
-            if (pad > 0) parts.push(T.zeros([pad]));
-            let flat = T.cat(parts);
-            for (const p of b.params) p.grad = undefined;
-            const wire = this.o.compress === "fp16" ? "f16" : this.o.compress === "bf16" ? "bf16" : "f32";
-            if (wire !== "f32") flat = flat.to(wire);
-            const out = wire === "f32" ? g : T.empty([b.piece], { dtype: wire });
-            this.group.reduceScatter(out, flat.split(b.piece, 0)).wait();
-            if (out !== g) g.copy_(out);
-            g.div_(W);
-          }
-          b.shard.grad = g;
-        });
+    for (const b of this.#buckets) {
+      if (!this.#reduced.has(b)) this.#reduceBucket(b);
+      else if (b.params.some((p) => p.grad !== undefined)) {
+        throw new Error(
+          "ZeRO-2: a parameter received gradient after its bucket was reduced (the backbone's parameters are not in forward order)",
+        );
       }
-    });
+    }
+  }
+
+  /**
+   * Stage 2, during backward: reduce-scatters (and frees) every bucket, from the last, whose
+   * parameters `complete` says have their final gradient, so that the full gradients of the
+   * finished part of the network do not wait for the rest of the backward pass. Every rank must
+   * call it at the same points.
+   */
+  reduceReady(complete: (p: Tensor) => boolean): void {
+    if (this.o.stage !== 2) return;
+    if (this.#newStep) this.streamedBuckets = 0;
+    this.#newStep = false;
+    for (let i = this.#buckets.length - 1; i >= 0; i--) {
+      const b = this.#buckets[i]!;
+      if (this.#reduced.has(b)) continue;
+      if (!b.params.every(complete)) return;
+      this.#reduceBucket(b);
+      this.streamedBuckets++;
+    }
+  }
+
+  #reduceBucket(b: Bucket): void {
+    const W = this.group.worldSize;
+    this.#reduced.add(b);
+    T.noGrad(() =>
+      T.scope(() => {
+        const g = T.zeros([b.piece]);
+        if (this.o.stage === 1) {
+          const [lo, hi] = this.#ownRange(b);
+          this.#pieces(b, lo, hi, (p, at, into, len) => {
+            const pg = p.grad;
+            if (pg) g.narrow(0, into, len).copy_(pg.view(-1).narrow(0, at, len));
+          });
+          for (const p of b.params) p.grad = undefined;
+        } else {
+          const parts = b.params.map((p) => p.grad?.view(-1) ?? T.zeros([p.numel]));
+          const pad = b.piece * W - b.numel;
+          if (pad > 0) parts.push(T.zeros([pad]));
+          let flat = T.cat(parts);
+          for (const p of b.params) p.grad = undefined;
+          const wire = this.o.compress === "fp16" ? "f16" : this.o.compress === "bf16" ? "bf16" : "f32";
+          if (wire !== "f32") flat = flat.to(wire);
+          const out = wire === "f32" ? g : T.empty([b.piece], { dtype: wire });
+          this.group.reduceScatter(out, flat.split(b.piece, 0)).wait();
+          if (out !== g) g.copy_(out);
+          g.div_(W);
+        }
+        b.shard.grad = g;
+      }),
+    );
   }
 
   /** The pieces' gradients (after reduceGradients), e.g. for loss-scale unscaling. */

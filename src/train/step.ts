@@ -32,7 +32,11 @@ export type ParamGroups = {
 export interface StepModel {
   forward(x: Tensor): Tensor;
   /** Checkpointed segments waiting for their backward (an iResNet's CheckpointTape). */
-  readonly tape?: { backward(): void; clear(): void };
+  readonly tape?: {
+    backward(onSegmentDone?: (index: number, params: readonly Tensor[] | undefined) => void): void;
+    segmentParams(): (readonly Tensor[] | undefined)[];
+    clear(): void;
+  };
   /** The backbone's checkpoint policy (undefined: none). */
   checkpoint?: CheckpointPolicy;
 }
@@ -75,6 +79,7 @@ export class TrainStep {
   readonly precision: Precision;
   readonly microBatches: number;
   readonly #params: Tensor[];
+  readonly #paramIndex: Map<Tensor, number>;
 
   constructor(
     readonly group: ProcessGroup,
@@ -90,6 +95,7 @@ export class TrainStep {
       throw new Error(`train.microBatches must be a positive integer, got ${o.microBatches}`);
     const zero = o.zero ?? 0;
     this.#params = backboneGroups.flatMap((g) => g.params).filter((p) => p.requiresGrad);
+    this.#paramIndex = new Map(this.#params.map((p, i) => [p, i]));
     this.precision = new Precision(o.amp ?? "none", o.device ?? "cpu", o.headPrecision ?? "fp32");
     const ls = o.lossScale ?? o.amp === "fp16";
     this.scaler = ls === false ? undefined : new LossScaler(ls === true ? DEFAULT_LOSS_SCALE : ls);
@@ -144,7 +150,9 @@ export class TrainStep {
             this.model.tape?.clear();
             throw e;
           }
-          if (this.model.tape) this.precision.backbone(() => this.model.tape!.backward());
+          const tape = this.model.tape;
+          if (i === M - 1 && this.zero?.stage === 2 && tape) this.#backwardStreamingZero2(tape);
+          else if (tape) this.precision.backbone(() => tape.backward());
           this.o.afterBackward?.(i);
           loss += l.item() / M;
         });
@@ -171,6 +179,32 @@ export class TrainStep {
       this.#zeroGrad();
       return { loss, skipped: !finite, lossScale: scale };
     });
+  }
+
+  /**
+   * ZeRO-2 with checkpointing: the replays run last segment first, and the backbone's parameters
+   * are in forward order, so after each replay every parameter from that segment's first one on
+   * has its final gradient: those buckets are reduce-scattered and their full gradients freed
+   * while the rest of the backward pass runs (ZeroOptimizer checks the order assumption).
+   */
+  #backwardStreamingZero2(tape: NonNullable<StepModel["tape"]>): void {
+    const zero = this.zero!;
+    const index = this.#paramIndex;
+    const segments = tape.segmentParams();
+    if (segments.some((s) => s === undefined || s.some((p) => !index.has(p)))) {
+      this.precision.backbone(() => tape.backward());
+      return;
+    }
+    const firstOf = (ps: readonly Tensor[]): number => Math.min(...ps.map((p) => index.get(p)!));
+    const lastOf = (ps: readonly Tensor[]): number => Math.max(...ps.map((p) => index.get(p)!));
+    let frontier = segments.length ? Math.max(...segments.map((s) => lastOf(s!))) + 1 : 0;
+    zero.reduceReady((p) => index.get(p)! >= frontier);
+    this.precision.backbone(() =>
+      tape.backward((_, params) => {
+        frontier = Math.min(frontier, firstOf(params!));
+        zero.reduceReady((p) => index.get(p)! >= frontier);
+      }),
+    );
   }
 
   #backboneGrads(): Tensor[] {

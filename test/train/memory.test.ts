@@ -11,7 +11,7 @@ const here = path.dirname(fileURLToPath(import.meta.url));
 
 interface Line {
   rank: number;
-  results: { name: string; global: number; close: number; head: number; loss: number }[];
+  results: { name: string; global: number; close: number; head: number; loss: number; streamed?: number[] }[];
   scaling: {
     outcomes: { skipped: boolean; lossScale?: number }[];
     unchanged: number;
@@ -37,6 +37,9 @@ test("micro-batching, checkpointing, ZeRO-1/2 and loss scaling on 2 ranks", asyn
       assert.ok(r.head <= 1e-5, `rank ${l.rank}, ${r.name}: head rel ${r.head}`);
       assert.ok(r.loss <= 1e-5, `rank ${l.rank}, ${r.name}: loss rel ${r.loss}`);
     }
+    // ZeRO-2 + checkpointing: all but the stem's bucket(s) are reduced while backward still runs.
+    const [streamed, buckets] = l.results.find((r) => r.name.startsWith("all"))!.streamed!;
+    assert.ok(streamed! > 0 && streamed! < buckets!, `streamed ${streamed} of ${buckets} buckets`);
     const s = l.scaling;
     // Step 1 (inf on rank 1 only) is skipped on both ranks; the scale halves, then doubles after
     // every 2 good steps: 1024, 1024 (skip) -> 512, 512, 512 -> 1024, 1024.
