@@ -1,6 +1,7 @@
-// The trainer, top to bottom: data loader → backbone (data parallel) → model-parallel head →
-// loss → backward → clip → SGD on the backbone and on this rank's head shard → LR schedule per
-// iteration; metrics.jsonl, periodic verification, checkpoints (keep the last N), resume.
+// The trainer, top to bottom: data loader → TrainStep (backbone data parallel, model-parallel head,
+// loss, backward, clip, optimizer on the backbone and on this rank's head shard, with the
+// peak-memory switches of `train`) → LR schedule per iteration; metrics.jsonl, periodic
+// verification, checkpoints (keep the last N), resume.
 // It never prints: progress goes out through `onEvent`.
 import fs from "node:fs";
 import path from "node:path";
@@ -216,6 +217,13 @@ async function trainWith(
           ...(lossScale !== undefined ? { lossScale, skipped } : {}),
         };
         losses.push({ step, loss });
+        if (skipped) {
+          const now = stepper.scaler!.scale;
+          emit({
+            kind: "warning",
+            message: `step ${step}: non-finite gradients, update skipped; loss scale ${lossScale} -> ${now}`,
+          });
+        }
         if (step % cfg.logEvery === 0 || step === end)
           fs.appendFileSync(metricsFile, JSON.stringify(metrics) + "\n");
         emit({ kind: "step", metrics });

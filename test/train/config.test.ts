@@ -5,9 +5,15 @@ import { applyOverrides, loadConfigFile, parseConfig } from "../../src/train/ind
 import base from "../../configs/base.ts";
 import demo from "../../configs/demo.ts";
 import partialFc from "../../configs/partial-fc.ts";
+import r240 from "../../configs/r240.ts";
 
 test("presets are valid and derived from base", () => {
-  for (const c of [base, demo, partialFc]) parseConfig(c);
+  for (const c of [base, demo, partialFc, r240]) parseConfig(c);
+  const big = parseConfig(r240);
+  assert.deepEqual(
+    [big.model.backbone, big.train.zero, big.train.checkpoint, big.data.batchSize],
+    ["r240", 2, "stage", 256],
+  );
   assert.equal(parseConfig(partialFc).head.sampleRate, 0.1);
   assert.equal(parseConfig(partialFc).head.numClasses, 2059906);
 });
@@ -21,6 +27,27 @@ test("--set overrides nested keys with JSON values", () => {
   assert.equal(c.data.path, "/x/y.rec");
   assert.equal(c.head.margin, "arcface");
   assert.equal(base.steps, 200000, "the preset itself is untouched");
+});
+
+test("peak-memory switches: defaults, and bad combinations name the key", () => {
+  const c = parseConfig(base);
+  assert.deepEqual(
+    [c.train.microBatches, c.train.checkpoint, c.train.amp, c.train.zero, c.train.headPrecision],
+    [1, "none", "none", 0, "fp32"],
+  );
+  assert.throws(
+    () => parseConfig({ ...base, train: { microBatches: 3 } }),
+    /train\.microBatches: 3 micro-batches do not divide data\.batchSize 256/,
+  );
+  assert.throws(
+    () => parseConfig({ ...base, optim: { ...base.optim, name: "lars" }, train: { zero: 1 } }),
+    /train\.zero: ZeRO shards parameters element-wise; LARS needs whole layers/,
+  );
+  assert.throws(() => parseConfig({ ...base, train: { zero: 3 } }), /train\.zero/);
+  assert.throws(() => parseConfig({ ...base, train: { checkpoint: { every: 0 } } }), /train\.checkpoint/);
+  assert.deepEqual(parseConfig(applyOverrides(base, ['train.checkpoint={"every":4}'])).train.checkpoint, {
+    every: 4,
+  });
 });
 
 test("bad overrides name the key", () => {

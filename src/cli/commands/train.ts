@@ -44,7 +44,10 @@ export function registerTrain(program: Command): void {
             };
             if (bar) bar.update(m.step, fields);
             else if (m.step % cfg.logEvery === 0)
-              console.error(`step ${m.step} loss ${fields.loss} lr ${fields.lr} ${fields.ips} img/s`);
+              console.error(
+                `step ${m.step} loss ${fields.loss} lr ${fields.lr} ${fields.ips} img/s` +
+                  (m.lossScale !== undefined ? ` loss scale ${m.lossScale}` : ""),
+              );
             break;
           }
           case "verify":
