@@ -27,7 +27,7 @@ async function setup(m: WorkerInit): Promise<void> {
     m.maskVariants > 0
       ? await MaskBank.create({ seed: m.maskBankSeed, variants: m.maskVariants, size: m.spec.size })
       : null;
-  ctx = { spec: m.spec, decoder: new ImageDecoder(m.spec.size, m.decoder), bank, files };
+  ctx = { spec: m.spec, decoder: new ImageDecoder(m.spec.size, m.decoder, m.jpegMode), bank, files };
   reply({ type: "ready" });
 }
 

@@ -2,12 +2,16 @@
 // layout/dtype change, writing straight into the batch's shared buffer.
 //
 // JPEGs already at the target size (every image of an InsightFace/WebFace pack) go through
-// libjpeg-turbo, synchronously, ~60 us for 112x112. Everything else (PNG, other sizes, CMYK,
-// anything libjpeg-turbo refuses) goes through sharp, whose libvips pipeline costs ~1 ms per image
-// whatever its size: measured, the reason for the fast path (see bench/data.bench.ts).
+// libjpeg-turbo, synchronously, ~55 us for 112x112: through one kept TurboJPEG decompressor
+// (./turbojpeg.ts, with the IDCT and upsampling of `jpegMode`) where that library can be loaded,
+// else through @julusian/jpeg-turbo's addon (always the fast IDCT). Everything else (PNG, other
+// sizes, CMYK, anything libjpeg-turbo refuses) goes through sharp, whose libvips pipeline costs
+// ~1 ms per image whatever its size: measured, the reason for the fast path (bench/data.bench.ts).
 import jpegTurbo from "@julusian/jpeg-turbo";
 import sharp from "sharp";
+import { JPEG_MODES, type JpegMode, TurboJpeg } from "./turbojpeg.ts";
 
+export type { JpegMode } from "./turbojpeg.ts";
 export type OutputDType = "f32" | "u8";
 export type Layout = "nchw" | "nhwc";
 export type DecoderChoice = "auto" | "sharp";
@@ -26,16 +30,30 @@ const isJpeg = (b: Uint8Array): boolean => b[0] === 0xff && b[1] === 0xd8 && b[2
 /** (x - 127.5) / 127.5 for every byte value. */
 const NORM = Float32Array.from({ length: 256 }, (_, i) => (i - 127.5) / 127.5);
 
+const RGB_OPTIONS = { format: jpegTurbo.FORMAT_RGB };
+
 export class ImageDecoder {
   /** libjpeg-turbo writes here; big enough for any image that is then resized by sharp. */
   private readonly scratch: Buffer;
+  private readonly turbo: TurboJpeg | null;
+  /**
+   * The JPEG decode actually used on the fast path: the requested mode, or "fast-idct" where only
+   * @julusian/jpeg-turbo's addon is available (see ./turbojpeg.ts).
+   */
+  readonly jpegMode: JpegMode;
   readonly stats = { turbo: 0, sharp: 0 };
 
   constructor(
     readonly size: number,
     readonly choice: DecoderChoice = "auto",
+    jpegMode: JpegMode = "accurate",
   ) {
     this.scratch = Buffer.alloc(Math.max(size * size * 3, 512 * 512 * 3));
+    if (!JPEG_MODES.includes(jpegMode))
+      throw new Error(`data.jpegMode must be one of ${JPEG_MODES.join(", ")}, got ${String(jpegMode)}`);
+    this.turbo = choice === "auto" ? TurboJpeg.open(jpegMode) : null;
+    // sharp (libvips) decodes with libjpeg's defaults, the accurate IDCT
+    this.jpegMode = choice === "sharp" ? "accurate" : this.turbo ? jpegMode : "fast-idct";
   }
 
   /**
@@ -43,17 +61,9 @@ export class ImageDecoder {
    * The returned array may be reused by the next call.
    */
   decode(bytes: Buffer): Uint8Array | Promise<Uint8Array> {
-    if (this.choice === "auto" && isJpeg(bytes)) {
-      try {
-        const r = jpegTurbo.decompressSync(bytes, this.scratch, { format: jpegTurbo.FORMAT_RGB });
-        if (r.width === this.size && r.height === this.size) {
-          this.stats.turbo++;
-          return this.scratch.subarray(0, this.size * this.size * 3);
-        }
-      } catch {
-        // Fall through: sharp either manages (e.g. CMYK) or reports the real problem.
-      }
-    }
+    const S = this.size;
+    if (this.choice === "auto" && isJpeg(bytes) && this.fast(bytes, this.scratch))
+      return this.scratch.subarray(0, S * S * 3);
     return this.decodeWithSharp(bytes);
   }
 
@@ -62,21 +72,30 @@ export class ImageDecoder {
    * libjpeg-turbo writes there directly, so the u8 NHWC path copies no pixels at all.
    */
   decodeInto(bytes: Buffer, target: Buffer): Buffer | Promise<Buffer> {
-    if (this.choice === "auto" && isJpeg(bytes)) {
-      try {
-        const r = jpegTurbo.decompressSync(bytes, target, { format: jpegTurbo.FORMAT_RGB });
-        if (r.width === this.size && r.height === this.size) {
-          this.stats.turbo++;
-          return target;
-        }
-      } catch {
-        // As in decode(): sharp overwrites whatever a failed attempt left in target.
-      }
-    }
+    if (this.choice === "auto" && isJpeg(bytes) && this.fast(bytes, target)) return target;
+    // sharp overwrites whatever a failed attempt left in target
     return this.decodeWithSharp(bytes).then((rgb) => {
       target.set(rgb);
       return target;
     });
+  }
+
+  /** libjpeg-turbo into `target` when the JPEG is size x size; false sends it to sharp. */
+  private fast(bytes: Buffer, target: Buffer): boolean {
+    const S = this.size;
+    try {
+      if (this.turbo) {
+        if (!this.turbo.decodeInto(bytes, target, S)) return false;
+      } else {
+        const r = jpegTurbo.decompressSync(bytes, target, RGB_OPTIONS);
+        if (r.width !== S || r.height !== S) return false;
+      }
+      this.stats.turbo++;
+      return true;
+    } catch {
+      // Fall through: sharp either manages (e.g. CMYK) or reports the real problem.
+      return false;
+    }
   }
 
   private async decodeWithSharp(bytes: Buffer): Promise<Uint8Array> {

@@ -8,7 +8,8 @@ export { openFolderDataset, openListDataset, type FolderDataset } from "./folder
 export { openDataset } from "./open.ts";
 export { ShardedSampler, type SamplerOptions, type TailPolicy } from "./sampler.ts";
 export { DataLoader, type Batch, type BadSampleWarning, type LoaderOptions } from "./loader.ts";
-export { ImageDecoder, type OutputDType, type Layout, type DecoderChoice } from "./decode.ts";
+export { ImageDecoder, type OutputDType, type Layout, type DecoderChoice, type JpegMode } from "./decode.ts";
+export { JPEG_MODES } from "./turbojpeg.ts";
 export { inspectDataset, sniffImage, type DatasetInfo, type CorruptSample } from "./info.ts";
 export { packDataset } from "./pack.ts";
 export { Rng, hash32, hashString } from "./rng.ts";

@@ -1,11 +1,12 @@
 // Messages between the loader (trainer's thread) and its decode worker threads. Plain data only.
 import type { SampleLocator } from "./dataset.ts";
-import type { DecoderChoice, OutputSpec } from "./decode.ts";
+import type { DecoderChoice, JpegMode, OutputSpec } from "./decode.ts";
 
 export interface WorkerInit {
   type: "init";
   spec: OutputSpec;
   decoder: DecoderChoice;
+  jpegMode: JpegMode;
   /** Mask tiles to render (0: masks never drawn, skip the work). */
   maskVariants: number;
   maskBankSeed: number;

@@ -2,10 +2,10 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { readFileSync, writeFileSync } from "node:fs";
 import path from "node:path";
-import jpegTurbo from "@julusian/jpeg-turbo";
 import { DataLoader, type BadSampleWarning, type Batch } from "../../src/data/loader.ts";
 import { RecDataset } from "../../src/data/rec-dataset.ts";
 import { FileCache, readSample } from "../../src/data/dataset.ts";
+import { ImageDecoder } from "../../src/data/decode.ts";
 import { tinyFolder, tinyRec } from "./helpers.ts";
 
 /** Collects an epoch; images are copied because the loader reuses batch buffers. */
@@ -92,7 +92,8 @@ test("u8 NHWC rows are the decoded JPEG, mirrored when flipped", async () => {
     const files = new FileCache();
     const { bytes } = readSample(ds.locate(0), files);
     files.close();
-    const ref = jpegTurbo.decompressSync(bytes, { format: jpegTurbo.FORMAT_RGB }).data;
+    // what a worker's decoder makes of it (jpegMode "accurate" by default: test/data/decode.test.ts)
+    const ref = Buffer.from(await new ImageDecoder(112).decode(bytes));
     assert.deepEqual(Buffer.from(p!.images.subarray(0, ref.length)), ref);
     const row = (img: Uint8Array, y: number, x: number): number[] => [
       ...img.subarray((y * 112 + x) * 3, (y * 112 + x) * 3 + 3),
