@@ -6,15 +6,15 @@ import * as T from "../../src/torch/index.ts";
 import { ProcessGroup } from "../../src/dist/index.ts";
 import { PartialFC } from "../../src/head/index.ts";
 import { SGD } from "../../src/optim/index.ts";
-import { IResNet } from "../../src/models/index.ts";
-import { Precision, TrainStep } from "../../src/train/index.ts";
+import { type CheckpointPolicy, IResNet } from "../../src/models/index.ts";
+import { Precision, type StepOptions, TrainStep } from "../../src/train/index.ts";
 
 const D = 16;
 const CLASSES = 6;
 
-function setup(amp: "none" | "bf16") {
+function setup(amp: "none" | "bf16", o: StepOptions = {}, checkpoint?: CheckpointPolicy) {
   T.manualSeed(5);
-  const net = new IResNet({ blocks: [1, 1, 1, 1], width: 0.25, numFeatures: D });
+  const net = new IResNet({ blocks: [1, 1, 1, 1], width: 0.25, numFeatures: D, checkpoint });
   net.train();
   const head = new PartialFC(ProcessGroup.single(), {
     numClasses: CLASSES,
@@ -32,7 +32,7 @@ function setup(amp: "none" | "bf16") {
     head,
     new SGD([head.weight], opts),
     (g) => new SGD(g, opts),
-    { amp },
+    { amp, ...o },
   );
   return { net, head, step, params };
 }
@@ -80,6 +80,31 @@ test("bf16 autocast trains: the loss falls", () => {
   s.step.dispose();
   s.head.dispose();
   s.net.dispose();
+  x.dispose();
+  y.dispose();
+});
+
+test("bf16 composes: checkpoint replays run under the same autocast (bit-identical), and every switch together trains", () => {
+  const { x, y } = data();
+  const plain = setup("bf16");
+  const replayed = setup("bf16", {}, "stage");
+  const all = setup("bf16", { microBatches: 2, zero: 2, lossScale: true }, { every: 1 });
+  const losses: number[] = [];
+  for (let i = 0; i < 10; i++) {
+    const a = plain.step.run(x, y).loss;
+    const b = replayed.step.run(x, y).loss;
+    assert.equal(a, b, `step ${i}`);
+    losses.push(all.step.run(x, y).loss);
+  }
+  const other = replayed.net.stateDict();
+  for (const [k, t] of plain.net.stateDict()) assert.equal(t.sub(other.get(k)!).abs().max().item(), 0, k);
+  assert.ok(losses.every(Number.isFinite));
+  assert.ok(losses.at(-1)! < 0.6 * losses[0]!, `losses ${losses.map((l) => l.toFixed(3)).join(" ")}`);
+  for (const s of [plain, replayed, all]) {
+    s.step.dispose();
+    s.head.dispose();
+    s.net.dispose();
+  }
   x.dispose();
   y.dispose();
 });
