@@ -13,8 +13,12 @@ export interface PairCounts {
   impostor: number;
 }
 
-/** A contiguous range of reordered rows inside one group. */
+/**
+ * A contiguous range of reordered rows inside one group. The layout's tiles are the units the
+ * rows are stored in; a block's rows or columns are a tile or a part of one (same index).
+ */
 export interface Tile {
+  /** The stored tile holding these rows. */
   readonly index: number;
   readonly start: number;
   readonly end: number;
@@ -22,12 +26,16 @@ export interface Tile {
   readonly group: number;
 }
 
-/** The pairs (i in rows, j in cols, i < j) scored by one matrix product. */
+/**
+ * The pairs (i in rows, j in cols, i < j) scored by one matrix product. The pairs inside a tile
+ * come in three blocks over its halves (lower half with itself, lower with upper, upper with
+ * itself): a product over the whole tile would compute twice the pairs it needs.
+ */
 export interface Block {
   readonly index: number;
   readonly rows: Tile;
   readonly cols: Tile;
-  /** rows === cols: only the strict upper triangle counts. */
+  /** Rows and columns are the same range: only the strict upper triangle counts. */
   readonly diagonal: boolean;
   /** The group subset it belongs to; undefined without groups (then only "all"). */
   readonly subset: GroupSubset | undefined;
@@ -97,17 +105,36 @@ export function makeLayout(
   const segments: [number, number, number][] = [[0, unmasked, 0]];
   if (groups !== undefined) segments.push([unmasked, n, 1]);
   const tiles: Tile[] = [];
-  for (const [s, e, group] of segments)
-    for (let a = s; a < e; a += blockSize)
-      tiles.push({ index: tiles.length, start: a, end: Math.min(e, a + blockSize), group });
+  // As few tiles as blockSize allows, of near-equal sizes (a short last tile would make blocks
+  // of a shape that runs the GEMM less efficiently).
+  for (const [s, e, group] of segments) {
+    const count = Math.ceil((e - s) / blockSize);
+    for (let t = 0; t < count; t++)
+      tiles.push({
+        index: tiles.length,
+        start: s + Math.floor(((e - s) * t) / count),
+        end: s + Math.floor(((e - s) * (t + 1)) / count),
+        group,
+      });
+  }
   const blocks: Block[] = [];
-  for (let a = 0; a < tiles.length; a++)
-    for (let b = a; b < tiles.length; b++) {
-      const rows = tiles[a]!;
-      const cols = tiles[b]!;
-      const subset = groups === undefined ? undefined : groupSubset(rows.group, cols.group);
-      blocks.push({ index: blocks.length, rows, cols, diagonal: a === b, subset });
+  const add = (rows: Tile, cols: Tile): void => {
+    const subset = groups === undefined ? undefined : groupSubset(rows.group, cols.group);
+    blocks.push({ index: blocks.length, rows, cols, diagonal: rows === cols, subset });
+  };
+  for (let a = 0; a < tiles.length; a++) {
+    const tile = tiles[a]!;
+    const mid = tile.start + ((tile.end - tile.start) >> 1);
+    if (mid === tile.start) add(tile, tile);
+    else {
+      const low = { ...tile, end: mid };
+      const high = { ...tile, start: mid };
+      add(low, low);
+      add(low, high);
+      add(high, high);
     }
+    for (let b = a + 1; b < tiles.length; b++) add(tile, tiles[b]!);
+  }
   return {
     n,
     order,

@@ -8,6 +8,7 @@ import { HIST_BINS, sampleHistogram } from "./curve.ts";
 import { type Layout, type SubsetName, type Tile, groupSubset, runAt } from "./layout.ts";
 import type { PairScorer } from "./scorer.ts";
 
+const ROWS_STEP = 128;
 const OP_INDEX_FILL = T.opId("aten::index_fill_.int_Scalar");
 
 /** Empty histograms, one per source (the group subsets, or "all" without groups). */
@@ -39,18 +40,28 @@ export function sampleMaskIndices(
 ): Int32Array {
   const width = tile.end - tile.start;
   const colRuns = layout.runOf[tile.group]!;
-  const out: number[] = [];
+  // Per row: columns [tile.start, first) come at or before the row; [g0, g1) are its genuine pairs.
+  const spans = new Int32Array(3 * rows);
+  let total = 0;
   for (let r = 0; r < rows; r++) {
     const p = positions[r]!;
-    const first = Math.max(tile.start, p + 1); // the first column paired with row p
-    for (let j = tile.start; j < first; j++) out.push(r * width + (j - tile.start));
+    const first = Math.max(tile.start, Math.min(tile.end, p + 1));
     const ci = colRuns.get(layout.runs[runAt(layout.runs, p)]!.label);
-    if (ci === undefined) continue;
-    const run = layout.runs[ci]!;
-    for (let j = Math.max(run.start, first); j < Math.min(run.end, tile.end); j++)
-      out.push(r * width + (j - tile.start));
+    const run = ci === undefined ? undefined : layout.runs[ci]!;
+    const g0 = run === undefined ? first : Math.max(run.start, first);
+    const g1 = run === undefined ? first : Math.max(g0, Math.min(run.end, tile.end));
+    spans.set([first, g0, g1], 3 * r);
+    total += first - tile.start + (g1 - g0);
   }
-  return Int32Array.from(out);
+  const out = new Int32Array(total);
+  let o = 0;
+  for (let r = 0; r < rows; r++) {
+    const [first, g0, g1] = [spans[3 * r]!, spans[3 * r + 1]!, spans[3 * r + 2]!];
+    const base = r * width - tile.start;
+    for (let j = tile.start; j < first; j++) out[o++] = base + j;
+    for (let j = g0; j < g1; j++) out[o++] = base + j;
+  }
+  return out;
 }
 
 /**
@@ -66,7 +77,10 @@ export function sampleTile(
   const positions = scorer.samplePositions;
   const rows = rowsBefore(positions, tile.end);
   if (rows === 0) return;
-  const scores = scorer.sampleScores(rows, tile);
+  // Whole multiples of ROWS_STEP rows go through the GEMM (the rest is dropped): oneDNN builds a
+  // kernel for each new shape, which would cost more than the extra rows.
+  const padded = Math.min(positions.length, Math.ceil(rows / ROWS_STEP) * ROWS_STEP);
+  const scores = scorer.sampleScores(padded, tile).narrow(0, 0, rows);
   const masked = sampleMaskIndices(layout, positions, rows, tile);
   if (masked.length > 0) {
     const at = T.tensor(masked, { dtype: "i32" }).to("i64");

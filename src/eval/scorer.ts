@@ -5,18 +5,30 @@ import * as T from "../torch/index.ts";
 import { type Block, type Layout, type Tile, genuineIndices } from "./layout.ts";
 
 /**
- * "onednn": oneDNN's inner-product kernel (libtorch's mkldnn_linear), which on CPU runs at the
- * machine's GEMM rate even where libtorch's BLAS is slow. "mm": aten::mm (BLAS, or cuBLAS).
+ * "onednn": oneDNN's GEMM kernel, which on CPU runs at the machine's GEMM rate even where
+ * libtorch's BLAS is slow, called as a 1x1 convolution (libtorch's mkldnn_convolution) of
+ * channels-last views: rows [m, D] are the pixels of a [1, D, 1, m] image, columns [n, D] the
+ * [n, D, 1, 1] filters, and the output, [1, n, 1, m] channels-last, is the [m, n] score matrix,
+ * written straight into a dense tensor. (mkldnn_linear computes the same bits into oneDNN's own
+ * layout, and copying them out cost ~5% of the product.) "mm": aten::mm (BLAS, or cuBLAS).
  */
 export type GemmKind = "onednn" | "mm";
 
 const OP = {
-  toMkldnn: T.opId("aten::to_mkldnn"),
-  mkldnnLinear: T.opId("aten::mkldnn_linear"),
-  toDense: T.opId("aten::to_dense"),
+  conv: T.opId("aten::mkldnn_convolution"),
   indexFill: T.opId("aten::index_fill_.int_Scalar"),
   tril: T.opId("aten::tril"),
 };
+
+/** a [m, D] times b [n, D] transposed: [m, n] (both dense and contiguous). */
+function product(gemm: GemmKind, a: T.Tensor, b: T.Tensor): T.Tensor {
+  if (gemm === "mm") return a.mm(b.T);
+  const [m, d] = a.shape as [number, number];
+  const n = b.size(0);
+  const image = a.view(1, 1, m, d).permute(0, 3, 1, 2);
+  const out = T.wrap(T.callOp(OP.conv, image, b.view(n, d, 1, 1), null, [0, 0], [1, 1], [1, 1], 1));
+  return out.permute(0, 2, 3, 1).view(m, n);
+}
 
 const GENUINE_CACHE = 1 << 24;
 
@@ -42,7 +54,8 @@ export class PairScorer {
   /**
    * embeddings: [n, D] in the input's row order (any float dtype). Each tile gathers its rows in
    * layout order and L2-normalises them (cosine scores), tile by tile so that no second copy of
-   * the whole matrix is ever made. With sampleStride > 0, rows tile.start, tile.start + stride,
+   * the whole matrix is ever made (nor a temporary of its size: fresh memory past 32 MiB faults in
+   * page by page). With sampleStride > 0, rows tile.start, tile.start + stride,
    * ... of each tile are also kept as one dense matrix (1/stride of the embeddings) for
    * sampleScores.
    */
@@ -59,7 +72,7 @@ export class PairScorer {
           sampled.push(rows.slice(0, 0, null, sampleStride).contiguous().keep());
           for (let p = tile.start; p < tile.end; p += sampleStride) positions.push(p);
         }
-        return (gemm === "onednn" ? T.wrap(T.callOp(OP.toMkldnn, rows, null)) : rows).keep();
+        return rows.keep();
       }),
     );
     this.samplePositions = Int32Array.from(positions);
@@ -87,12 +100,9 @@ export class PairScorer {
 
   /** Call inside T.scope: the returned tensor belongs to the caller's scope. */
   score(block: Block): ScoredBlock {
-    const a = this.#tiles[block.rows.index]!;
-    const b = this.#tiles[block.cols.index]!;
-    const scores =
-      this.gemm === "onednn"
-        ? T.wrap(T.callOp(OP.toDense, T.wrap(T.callOp(OP.mkldnnLinear, a, b, null)), null))
-        : a.mm(b.T);
+    const a = this.#rows(block.rows);
+    const b = this.#rows(block.cols);
+    const scores = product(this.gemm, a, b);
     if (block.diagonal) scores.maskedFill_(this.#lowerTriangle(block.rows.end - block.rows.start), -Infinity);
     const idx = this.genuineIndices(block);
     let genuine: Float32Array = new Float32Array(0);
@@ -112,17 +122,15 @@ export class PairScorer {
    */
   sampleScores(rows: number, tile: Tile): T.Tensor {
     if (this.#sample === undefined) throw new Error("PairScorer: made without a row sample");
-    const a = this.#sample.narrow(0, 0, rows);
-    const b = this.#tiles[tile.index]!;
-    return this.gemm === "onednn"
-      ? T.wrap(
-          T.callOp(
-            OP.toDense,
-            T.wrap(T.callOp(OP.mkldnnLinear, T.wrap(T.callOp(OP.toMkldnn, a, null)), b, null)),
-            null,
-          ),
-        )
-      : a.mm(b.T);
+    return product(this.gemm, this.#sample.narrow(0, 0, rows), this.#tiles[tile.index]!);
+  }
+
+  /** The stored rows of a tile or of a part of one. */
+  #rows(range: Tile): T.Tensor {
+    const tile = this.#layout.tiles[range.index]!;
+    const rows = this.#tiles[range.index]!;
+    if (range.start === tile.start && range.end === tile.end) return rows;
+    return rows.narrow(0, range.start - tile.start, range.end - range.start);
   }
 
   /** Bool [h, h], true on and below the diagonal (pairs j <= i). */

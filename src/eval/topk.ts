@@ -9,7 +9,12 @@ export class TopScores {
   readonly k: number;
   /** Only values greater than this were admitted. */
   readonly above: number;
-  #buf: Float32Array;
+  /**
+   * 2k values (made at the first admitted value): pruned to k when full, and the free half is
+   * the radix sort's scratch. Pages nobody writes are never faulted in, so the unused part of a
+   * large buffer costs nothing (growing by copies would fault in twice the memory).
+   */
+  #buf = new Float32Array(0);
   #len = 0;
   /** A new score is kept only if it is greater than this. */
   #floor: number;
@@ -20,7 +25,6 @@ export class TopScores {
     if (!Number.isInteger(k) || k < 0) throw new RangeError(`TopScores: k must be a count, got ${k}`);
     this.k = k;
     this.above = above;
-    this.#buf = new Float32Array(Math.max(16, Math.min(2 * k, 1 << 16)));
     this.#floor = k === 0 ? Infinity : above;
   }
 
@@ -39,25 +43,22 @@ export class TopScores {
   }
 
   push(scores: Float32Array): void {
-    const floor = this.#floor;
+    let floor = this.#floor;
     for (let i = 0; i < scores.length; i++) {
       const v = scores[i]!;
       if (!(v > floor)) continue;
-      if (this.#len === this.#buf.length) this.#grow();
+      if (this.#len === this.#buf.length) {
+        if (this.#len === 0) this.#buf = new Float32Array(Math.max(16, 2 * this.k));
+        else {
+          this.#prune();
+          floor = this.#floor;
+          if (!(v > floor)) continue;
+        }
+      }
       this.#buf[this.#len++] = v;
     }
     // Raise the floor as soon as k are held, so that callers can filter by it from then on.
     if (!this.#reached && this.#len >= this.k) this.#prune();
-  }
-
-  #grow(): void {
-    if (this.#len >= 2 * this.k) {
-      this.#prune();
-      if (this.#len < this.#buf.length) return;
-    }
-    const next = new Float32Array(Math.min(Math.max(2 * this.#buf.length, 16), Math.max(2 * this.k, 16)));
-    next.set(this.#buf.subarray(0, this.#len));
-    this.#buf = next;
   }
 
   /** With at least k held: keeps exactly the k largest and raises the floor to the k-th largest. */
@@ -71,10 +72,15 @@ export class TopScores {
     this.#len = this.k;
   }
 
-  /** The held scores, largest first: s_1 >= s_2 >= ... (all of them when fewer than k came). */
+  /**
+   * The held scores, largest first: s_1 >= s_2 >= ... (all of them when fewer than k came). A
+   * view of the buffer, sorted in place: valid until the next push.
+   */
   sortedDescending(): Float32Array {
     this.#prune();
-    return sortDescending(this.#buf.subarray(0, this.#len));
+    const n = this.#len;
+    sortDescending(this.#buf.subarray(0, n), this.#buf.subarray(n, 2 * n));
+    return this.#buf.subarray(0, n);
   }
 }
 
@@ -101,21 +107,21 @@ export function mergeDescending(parts: readonly Float32Array[], k: number): Floa
 }
 
 /**
- * A copy of values sorted descending. Past a few thousand values, an LSD radix sort (two passes of
- * 16 bits) on order-preserving keys: ~10x faster than TypedArray sort on the ~10^6 scores of a
- * tail.
+ * Sorts values descending, in place. Past a few thousand values, an LSD radix sort (two passes of
+ * 16 bits) on order-preserving keys, ~10x faster than TypedArray sort on the ~10^6 scores of a
+ * tail, with scratch (as long as values; made when not given) for the passes.
  */
-export function sortDescending(values: Float32Array): Float32Array {
+export function sortDescending(values: Float32Array, scratch?: Float32Array): Float32Array {
   const n = values.length;
-  if (n < 4096) return values.slice().sort().reverse();
-  const bits = new Uint32Array(values.buffer, values.byteOffset, n);
+  if (n < 4096) return values.sort().reverse();
   // Ascending key: sign bit set for positives, all bits flipped for negatives; inverted to descend.
-  let keys = new Uint32Array(n);
+  let keys = new Uint32Array(values.buffer, values.byteOffset, n);
   for (let i = 0; i < n; i++) {
-    const b = bits[i]!;
+    const b = keys[i]!;
     keys[i] = b & 0x80000000 ? b : ~(b | 0x80000000);
   }
-  let next = new Uint32Array(n);
+  const spare = scratch && scratch.length >= n ? scratch : new Float32Array(n);
+  let next = new Uint32Array(spare.buffer, spare.byteOffset, n);
   const count = new Uint32Array(1 << 16);
   for (const shift of [0, 16]) {
     count.fill(0);
@@ -132,13 +138,12 @@ export function sortDescending(values: Float32Array): Float32Array {
     }
     [keys, next] = [next, keys];
   }
-  const out = new Float32Array(n);
-  const outBits = new Uint32Array(out.buffer);
+  // An even number of passes: the keys are back in values' memory.
   for (let i = 0; i < n; i++) {
     const key = keys[i]!;
-    outBits[i] = key & 0x80000000 ? key : ~key & 0x7fffffff;
+    keys[i] = key & 0x80000000 ? key : ~key & 0x7fffffff;
   }
-  return out;
+  return values;
 }
 
 /**
