@@ -11,7 +11,15 @@ const here = path.dirname(fileURLToPath(import.meta.url));
 
 interface Line {
   rank: number;
-  results: { name: string; global: number; close: number; head: number; loss: number; streamed?: number[] }[];
+  results: {
+    name: string;
+    global: number;
+    close: number;
+    head: number;
+    loss: number;
+    streamed?: number[];
+    syncsPerStep: number;
+  }[];
   scaling: {
     outcomes: { skipped: boolean; lossScale?: number }[];
     unchanged: number;
@@ -36,6 +44,8 @@ test("micro-batching, checkpointing, ZeRO-1/2 and loss scaling on 2 ranks", asyn
       );
       assert.ok(r.head <= 1e-5, `rank ${l.rank}, ${r.name}: head rel ${r.head}`);
       assert.ok(r.loss <= 1e-5, `rank ${l.rank}, ${r.name}: loss rel ${r.loss}`);
+      // DataParallel arms/all-reduces once per step; ZeRO-2 reduce-scatters instead (0 here)
+      assert.equal(r.syncsPerStep, r.name.includes("ZeRO-2") ? 0 : 1, `${r.name}: gradient syncs per step`);
     }
     // ZeRO-2 + checkpointing: all but the stem's bucket(s) are reduced while backward still runs.
     const [streamed, buckets] = l.results.find((r) => r.name.startsWith("all"))!.streamed!;

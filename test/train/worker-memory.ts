@@ -124,10 +124,25 @@ const results: {
   head: number;
   loss: number;
   streamed?: number[];
+  syncsPerStep: number;
 }[] = [];
 for (const v of VARIANTS) {
   const M = v.microBatches ?? 1;
   const mine = build(v.checkpoint, { microBatches: M, zero: v.zero ?? 0 }, 1);
+  // Backbone gradient communication once per step, whatever M: count the arming of the Reducer
+  // (or the post-backward all-reduce) and ZeRO-2's reductions.
+  let syncs = 0;
+  const dp = mine.step.dp;
+  const arm = dp.beforeBackward.bind(dp);
+  dp.beforeBackward = () => {
+    if (dp.overlapped) syncs++;
+    arm();
+  };
+  const reduce = dp.allReduceGradients.bind(dp);
+  dp.allReduceGradients = () => {
+    if (!dp.overlapped) syncs++;
+    reduce();
+  };
   const ref = build(undefined, {}, M);
   let loss = 0;
   for (let s = 0; s < 3; s++) {
@@ -147,6 +162,7 @@ for (const v of VARIANTS) {
     head: head.global,
     loss,
     streamed: z ? [z.streamedBuckets, z.numBuckets] : undefined,
+    syncsPerStep: syncs / 3,
   });
   for (const r of [mine, ref]) {
     r.step.dispose();
