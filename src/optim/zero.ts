@@ -99,7 +99,7 @@ export class ZeroOptimizer {
               view.copy_(p);
               // p now lives in flat: same tensor object (modules, autograd and checkpoints are
               // unaffected), new storage.
-              T.callOp(SET_STORAGE, p, view);
+              T.wrap(T.callOp(SET_STORAGE, p, view)); // (a second handle on p, freed by the scope)
               at += p.numel;
             }
             return { flat: flat.keep(), shard: flat.narrow(0, group.rank * piece, piece).keep() };
