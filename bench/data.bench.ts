@@ -39,7 +39,7 @@ import { decodeItem } from "../src/data/decode-item.ts";
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const N = Number(process.env.MFR_BENCH_IMAGES ?? 1000);
-const R = Number(process.env.MFR_BENCH_REPEATS ?? 5);
+const R = Number(process.env.MFR_BENCH_REPEATS ?? 9);
 const python = "/usr/bin/python3";
 
 const median = (xs: number[]): number => {
