@@ -3,6 +3,7 @@
 
 import * as T from "../torch/index.ts";
 import { type TargetFpr, fprOf, thresholdRank } from "./fpr.ts";
+import { through, using } from "./handles.ts";
 
 /** Histogram range and resolution for the impostor row sample and the genuine scores. */
 export const HIST_BINS = 8192;
@@ -89,12 +90,17 @@ const OP_BINCOUNT = T.opId("aten::bincount");
 export function sampleHistogram(scores: T.Tensor, acc: Float64Array): void {
   if (scores.numel === 0) return;
   const scale = HIST_BINS / (HIST_MAX - HIST_MIN);
-  const bins = scores
-    .mul(scale)
-    .add_(1 - HIST_MIN * scale)
-    .clamp_(0, HIST_BINS)
-    .to("i32");
-  const counts = T.wrap(T.callOp(OP_BINCOUNT, bins.reshape(-1), null, HIST_BINS + 1)).data() as BigInt64Array;
+  const bins = through(
+    scores
+      .mul(scale)
+      .add_(1 - HIST_MIN * scale)
+      .clamp_(0, HIST_BINS),
+    (s) => through(s.to("i32"), (b) => b.reshape(-1)),
+  );
+  const counts = using(
+    bins,
+    (b) => T.wrap(T.callOp(OP_BINCOUNT, b, null, HIST_BINS + 1)).data() as BigInt64Array,
+  );
   for (let i = 0; i < HIST_BINS; i++) if (counts[i + 1] !== 0n) acc[i]! += Number(counts[i + 1]);
 }
 

@@ -8,6 +8,7 @@
 // segment maximum g bounds the k-th largest score from below (k segments each hold a score >= g),
 // so scores below g can never be among the k largest and need not be pulled out.
 import * as T from "../torch/index.ts";
+import { through, using } from "./handles.ts";
 
 /**
  * 64 measured fastest on 2048-wide blocks with ~0.1% of scores passing: shorter segments make
@@ -22,8 +23,7 @@ const OP_KTHVALUE = T.opId("aten::kthvalue");
  * largest values (then possibly a few more: those equal to the floor or to the bound).
  */
 export function valuesAbove(scores: T.Tensor, floor: number, need = 0): Float32Array {
-  const flat = scores.reshape(-1);
-  const n = flat.numel;
+  const n = scores.numel;
   const whole = n - (n % SEGMENT);
   const parts: Float32Array[] = [];
   // Pull out values >= bound; bound is the floor, or lower while a caller still fills up.
@@ -31,20 +31,27 @@ export function valuesAbove(scores: T.Tensor, floor: number, need = 0): Float32A
   const strict = need === 0;
   const passing = (v: T.Tensor): T.Tensor => (strict ? v.gt(bound) : v.ge(bound));
   const pick = (v: T.Tensor): Float32Array =>
-    v.indexSelect(0, passing(v).nonzero().view(-1)).data() as Float32Array;
+    using(v, (x) => x.indexSelect(0, passing(x).nonzero().view(-1)).data() as Float32Array);
+  // Views of the block are freed as soon as they are used (see handles.ts).
+  const flat = (from: number, count: number): T.Tensor =>
+    through(scores.reshape(-1), (f) => (from === 0 && count === n ? f.view(-1) : f.narrow(0, from, count)));
   if (whole > 0) {
-    const segments = flat.narrow(0, 0, whole).view(whole / SEGMENT, SEGMENT);
+    const segments = through(flat(0, whole), (f) => f.view(whole / SEGMENT, SEGMENT));
     const maxima = segments.amax(1);
     if (need > 0 && need <= maxima.numel) {
       const [kth] = T.wrapMany(T.callOp(OP_KTHVALUE, maxima, maxima.numel - need + 1, 0, false));
       bound = Math.min(floor, kth!.item());
     }
     // Nothing to rule out yet: hand over the whole block (nonzero() on it would cost more).
-    if (bound === -Infinity) return flat.data() as Float32Array;
+    if (bound === -Infinity) {
+      segments.dispose();
+      return using(flat(0, n), (f) => f.data() as Float32Array);
+    }
     const hits = passing(maxima).nonzero().view(-1);
     if (hits.numel > 0) parts.push(pick(segments.indexSelect(0, hits).view(-1)));
+    segments.dispose();
   }
-  if (whole < n) parts.push(pick(flat.narrow(0, whole, n - whole)));
+  if (whole < n) parts.push(pick(flat(whole, n - whole)));
   return parts.length === 1 ? parts[0]! : concatFloat32(parts);
 }
 

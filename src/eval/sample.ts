@@ -5,11 +5,11 @@
 // about 1/stride of the score pass's work.
 import * as T from "../torch/index.ts";
 import { HIST_BINS, sampleHistogram } from "./curve.ts";
+import { fillAt, through, using } from "./handles.ts";
 import { type Layout, type SubsetName, type Tile, groupSubset, runAt } from "./layout.ts";
 import type { PairScorer } from "./scorer.ts";
 
 const ROWS_STEP = 128;
-const OP_INDEX_FILL = T.opId("aten::index_fill_.int_Scalar");
 
 /** Empty histograms, one per source (the group subsets, or "all" without groups). */
 export function emptyHistograms(sources: readonly SubsetName[]): Map<SubsetName, Float64Array> {
@@ -80,13 +80,14 @@ export function sampleTile(
   // Whole multiples of ROWS_STEP rows go through the GEMM (the rest is dropped): oneDNN builds a
   // kernel for each new shape, which would cost more than the extra rows.
   const padded = Math.min(positions.length, Math.ceil(rows / ROWS_STEP) * ROWS_STEP);
-  const scores = scorer.sampleScores(padded, tile).narrow(0, 0, rows);
+  const scores = through(scorer.sampleScores(padded, tile), (s) => s.narrow(0, 0, rows));
   const masked = sampleMaskIndices(layout, positions, rows, tile);
-  if (masked.length > 0) {
-    const at = T.tensor(masked, { dtype: "i32" }).to("i64");
-    // In place; the op returns a second handle on the block, which the scope must free too.
-    T.wrap(T.callOp(OP_INDEX_FILL, scores.view(-1), 0, at, -Infinity));
-  }
+  if (masked.length > 0)
+    fillAt(
+      scores,
+      through(T.tensor(masked, { dtype: "i32" }), (i) => i.to("i64")),
+      -Infinity,
+    );
   if (!layout.hasGroups) {
     sampleHistogram(scores, hists.get("all")!);
     return;
@@ -98,5 +99,8 @@ export function sampleTile(
     [0, 0, split],
     [1, split, rows],
   ] as const)
-    if (r1 > r0) sampleHistogram(scores.narrow(0, r0, r1 - r0), hists.get(groupSubset(group, tile.group))!);
+    if (r1 > r0)
+      using(scores.narrow(0, r0, r1 - r0), (part) =>
+        sampleHistogram(part, hists.get(groupSubset(group, tile.group))!),
+      );
 }

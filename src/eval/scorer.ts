@@ -2,6 +2,7 @@
 // through here, on the same tiles, so a pair gets bit-identical scores in every pass and on
 // every rank: the exactness of the thresholds rests on it.
 import * as T from "../torch/index.ts";
+import { fillAt, through, using } from "./handles.ts";
 import { type Block, type Layout, type Tile, genuineIndices } from "./layout.ts";
 
 /**
@@ -16,18 +17,25 @@ export type GemmKind = "onednn" | "mm";
 
 const OP = {
   conv: T.opId("aten::mkldnn_convolution"),
-  indexFill: T.opId("aten::index_fill_.int_Scalar"),
   tril: T.opId("aten::tril"),
 };
 
 /** a [m, D] times b [n, D] transposed: [m, n] (both dense and contiguous). */
 function product(gemm: GemmKind, a: T.Tensor, b: T.Tensor): T.Tensor {
-  if (gemm === "mm") return a.mm(b.T);
+  if (gemm === "mm") return using(b.T, (bt) => a.mm(bt));
   const [m, d] = a.shape as [number, number];
   const n = b.size(0);
-  const image = a.view(1, 1, m, d).permute(0, 3, 1, 2);
-  const out = T.wrap(T.callOp(OP.conv, image, b.view(n, d, 1, 1), null, [0, 0], [1, 1], [1, 1], 1));
-  return out.permute(0, 2, 3, 1).view(m, n);
+  const out = using(
+    through(a.view(1, 1, m, d), (v) => v.permute(0, 3, 1, 2)),
+    (image) =>
+      using(b.view(n, d, 1, 1), (filters) =>
+        T.wrap(T.callOp(OP.conv, image, filters, null, [0, 0], [1, 1], [1, 1], 1)),
+      ),
+  );
+  return through(
+    through(out, (o) => o.permute(0, 2, 3, 1)),
+    (o) => o.view(m, n),
+  );
 }
 
 const GENUINE_CACHE = 1 << 24;
@@ -100,18 +108,16 @@ export class PairScorer {
 
   /** Call inside T.scope: the returned tensor belongs to the caller's scope. */
   score(block: Block): ScoredBlock {
-    const a = this.#rows(block.rows);
-    const b = this.#rows(block.cols);
-    const scores = product(this.gemm, a, b);
+    const scores = using(this.#rows(block.rows), (a) =>
+      using(this.#rows(block.cols), (b) => product(this.gemm, a, b)),
+    );
     if (block.diagonal) scores.maskedFill_(this.#lowerTriangle(block.rows.end - block.rows.start), -Infinity);
     const idx = this.genuineIndices(block);
     let genuine: Float32Array = new Float32Array(0);
     if (idx.length > 0) {
-      const flat = scores.view(-1);
-      const at = T.tensor(idx, { dtype: "i32" }).to("i64");
-      genuine = flat.indexSelect(0, at).data() as Float32Array;
-      // In place; the op returns a second handle on the block, which the scope must free too.
-      T.wrap(T.callOp(OP.indexFill, flat, 0, at, -Infinity));
+      const at = through(T.tensor(idx, { dtype: "i32" }), (i) => i.to("i64"));
+      genuine = using(scores.view(-1), (flat) => flat.indexSelect(0, at).data() as Float32Array);
+      fillAt(scores, at, -Infinity);
     }
     return { scores, genuine };
   }
@@ -122,15 +128,13 @@ export class PairScorer {
    */
   sampleScores(rows: number, tile: Tile): T.Tensor {
     if (this.#sample === undefined) throw new Error("PairScorer: made without a row sample");
-    return product(this.gemm, this.#sample.narrow(0, 0, rows), this.#tiles[tile.index]!);
+    return using(this.#sample.narrow(0, 0, rows), (a) => product(this.gemm, a, this.#tiles[tile.index]!));
   }
 
-  /** The stored rows of a tile or of a part of one. */
+  /** A view of the stored rows of a tile or of a part of one (the caller frees it). */
   #rows(range: Tile): T.Tensor {
     const tile = this.#layout.tiles[range.index]!;
-    const rows = this.#tiles[range.index]!;
-    if (range.start === tile.start && range.end === tile.end) return rows;
-    return rows.narrow(0, range.start - tile.start, range.end - range.start);
+    return this.#tiles[range.index]!.narrow(0, range.start - tile.start, range.end - range.start);
   }
 
   /** Bool [h, h], true on and below the diagonal (pairs j <= i). */
