@@ -46,7 +46,7 @@ export class ImageDecoder {
   constructor(
     readonly size: number,
     readonly choice: DecoderChoice = "auto",
-    jpegMode: JpegMode = "accurate",
+    jpegMode: JpegMode = "fast-idct",
   ) {
     this.scratch = Buffer.alloc(Math.max(size * size * 3, 512 * 512 * 3));
     if (!JPEG_MODES.includes(jpegMode))

@@ -92,7 +92,7 @@ test("u8 NHWC rows are the decoded JPEG, mirrored when flipped", async () => {
     const files = new FileCache();
     const { bytes } = readSample(ds.locate(0), files);
     files.close();
-    // what a worker's decoder makes of it (jpegMode "accurate" by default: test/data/decode.test.ts)
+    // what a worker's decoder makes of it (the default jpegMode; test/data/decode.test.ts checks them)
     const ref = Buffer.from(await new ImageDecoder(112).decode(bytes));
     assert.deepEqual(Buffer.from(p!.images.subarray(0, ref.length)), ref);
     const row = (img: Uint8Array, y: number, x: number): number[] => [
