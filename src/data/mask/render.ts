@@ -36,6 +36,8 @@ export interface MaskTile {
   runs: Int32Array;
   solid: Int32Array;
   edge: Int32Array;
+  /** Some covered pixel has a pattern weight (patterned cloth masks); else a cheaper blend. */
+  patterned: boolean;
 }
 
 /** Renders one recolourable tile for a `size` x `size` aligned face. */
@@ -98,6 +100,7 @@ export async function renderMaskTile(params: MaskParams, size = 112): Promise<Ma
     pattern,
     box: [x0, y0, x1, y1],
     runs: Int32Array.from(runs),
+    patterned: pattern.some((v, i) => v > 0 && alpha[i]! > 0),
     solid: Int32Array.from(solid),
     edge: Int32Array.from(edge),
   };
@@ -145,6 +148,32 @@ export function blendTile(rgb: Uint8Array, size: number, t: MaskTile, colour: RG
   // (c + d * pattern) * shade: at most 65280 * 256, well inside int32; + 2^15 >> 16 rounds it to
   // the 0..255 value.
   const { runs, solid, edge } = t;
+  if (t.patterned) blendRunsPatterned(rgb, runs, solid, cr, cg, cb, dr, dg, db);
+  else blendRunsPlain(rgb, runs, solid, cr, cg, cb);
+  for (let k = 0; k < edge.length; k += 2) {
+    const o = edge[k]!;
+    const f = edge[k + 1]!;
+    const sh = f & 511;
+    const pw = (f >>> 9) & 511;
+    const a = f >>> 18;
+    const na = 256 - a;
+    rgb[o] = (rgb[o]! * na + (((cr + dr * pw) * sh + 32768) >> 16) * a + 128) >> 8;
+    rgb[o + 1] = (rgb[o + 1]! * na + (((cg + dg * pw) * sh + 32768) >> 16) * a + 128) >> 8;
+    rgb[o + 2] = (rgb[o + 2]! * na + (((cb + db * pw) * sh + 32768) >> 16) * a + 128) >> 8;
+  }
+}
+
+function blendRunsPatterned(
+  rgb: Uint8Array,
+  runs: Int32Array,
+  solid: Int32Array,
+  cr: number,
+  cg: number,
+  cb: number,
+  dr: number,
+  dg: number,
+  db: number,
+): void {
   let j = 0;
   for (let r = 0; r < runs.length; r += 2) {
     const end = runs[r]! + 3 * runs[r + 1]!;
@@ -157,16 +186,26 @@ export function blendTile(rgb: Uint8Array, size: number, t: MaskTile, colour: RG
       rgb[o + 2] = ((cb + db * pw) * sh + 32768) >> 16;
     }
   }
-  for (let k = 0; k < edge.length; k += 2) {
-    const o = edge[k]!;
-    const f = edge[k + 1]!;
-    const sh = f & 511;
-    const pw = (f >>> 9) & 511;
-    const a = f >>> 18;
-    const na = 256 - a;
-    rgb[o] = (rgb[o]! * na + (((cr + dr * pw) * sh + 32768) >> 16) * a + 128) >> 8;
-    rgb[o + 1] = (rgb[o + 1]! * na + (((cg + dg * pw) * sh + 32768) >> 16) * a + 128) >> 8;
-    rgb[o + 2] = (rgb[o + 2]! * na + (((cb + db * pw) * sh + 32768) >> 16) * a + 128) >> 8;
+}
+
+/** The same without a pattern (every pattern weight 0): three of its six products go. */
+function blendRunsPlain(
+  rgb: Uint8Array,
+  runs: Int32Array,
+  solid: Int32Array,
+  cr: number,
+  cg: number,
+  cb: number,
+): void {
+  let j = 0;
+  for (let r = 0; r < runs.length; r += 2) {
+    const end = runs[r]! + 3 * runs[r + 1]!;
+    for (let o = runs[r]!; o < end; o += 3) {
+      const sh = solid[j++]! & 511;
+      rgb[o] = (cr * sh + 32768) >> 16;
+      rgb[o + 1] = (cg * sh + 32768) >> 16;
+      rgb[o + 2] = (cb * sh + 32768) >> 16;
+    }
   }
 }
 
