@@ -50,44 +50,81 @@ export interface ScoredBlock {
 export class PairScorer {
   readonly gemm: GemmKind;
   readonly #layout: Layout;
-  readonly #tiles: T.Tensor[];
+  readonly #input: T.Tensor;
+  /** Per input row, its L2 norm (at least 1e-12): [n, 1] float32. */
+  readonly #norms: T.Tensor;
+  /** Per stored tile, the input rows it holds (int64). */
+  readonly #at: T.Tensor[];
+  /** The last tile gathered for rows, kept while blocks keep using it. */
+  #held: { index: number; rows: T.Tensor } | undefined;
   readonly #tril = new Map<number, T.Tensor>();
   readonly #genuine = new Map<number, Int32Array>();
   #cached = 0;
-  /** The sampled rows (every sampleStride-th row of each tile), dense, in layout order. */
+  /** The sampled rows (every sampleStride-th row of each tile), normalised, in layout order. */
   readonly #sample: T.Tensor | undefined;
   /** Layout positions of the sampled rows, ascending. */
   readonly samplePositions: Int32Array;
 
   /**
-   * embeddings: [n, D] in the input's row order (any float dtype). Each tile gathers its rows in
-   * layout order and L2-normalises them (cosine scores), tile by tile so that no second copy of
-   * the whole matrix is ever made (nor a temporary of its size: fresh memory past 32 MiB faults in
-   * page by page). With sampleStride > 0, rows tile.start, tile.start + stride,
-   * ... of each tile are also kept as one dense matrix (1/stride of the embeddings) for
-   * sampleScores.
+   * embeddings: [n, D] in the input's row order (any float dtype), read until dispose() and not
+   * to be changed meanwhile. A tile's rows are gathered in layout order and L2-normalised (cosine
+   * scores) when a block needs them, into memory the previous block freed: a normalised copy of
+   * the whole matrix would be fresh memory, which faults in page by page at ~16 us a page on
+   * this project's VMs (0.4-1.5 s for 50 000 x 512 floats), more than gathering a tile per block
+   * costs (~3% of the block's product) at such sizes. With sampleStride > 0, rows tile.start,
+   * tile.start + stride, ... of each tile are gathered once into one matrix for sampleScores.
    */
   constructor(embeddings: T.Tensor, layout: Layout, gemm: GemmKind = "onednn", sampleStride = 0) {
     this.gemm = gemm;
     this.#layout = layout;
-    const sampled: T.Tensor[] = [];
-    const positions: number[] = [];
-    this.#tiles = layout.tiles.map((tile) =>
-      T.scope(() => {
-        const at = T.tensor(layout.order.subarray(tile.start, tile.end)).to("i64");
-        const rows = T.normalize(embeddings.indexSelect(0, at).float()).contiguous();
-        if (sampleStride > 0) {
-          sampled.push(rows.slice(0, 0, null, sampleStride).contiguous().keep());
-          for (let p = tile.start; p < tile.end; p += sampleStride) positions.push(p);
-        }
-        return rows.keep();
-      }),
+    this.#input = embeddings;
+    const n = embeddings.size(0);
+    // By chunks of rows: no temporary the size of the input (float16 input converts per chunk).
+    const chunk = Math.max(1, Math.floor(2 ** 20 / Math.max(1, embeddings.size(1))));
+    const parts: T.Tensor[] = [];
+    for (let r = 0; r < n; r += chunk)
+      parts.push(
+        T.scope(() =>
+          embeddings
+            .narrow(0, r, Math.min(chunk, n - r))
+            .float()
+            .norm(2, 1, true)
+            .clamp(1e-12)
+            .keep(),
+        ),
+      );
+    this.#norms = T.scope(() => (parts.length === 1 ? parts[0]!.alias() : T.cat(parts)).keep());
+    for (const t of parts) t.dispose();
+    this.#at = layout.tiles.map((tile) =>
+      T.scope(() => T.tensor(layout.order.subarray(tile.start, tile.end)).to("i64").keep()),
     );
+    const positions: number[] = [];
+    if (sampleStride > 0)
+      for (const tile of layout.tiles)
+        for (let p = tile.start; p < tile.end; p += sampleStride) positions.push(p);
     this.samplePositions = Int32Array.from(positions);
-    if (sampled.length > 0) {
-      this.#sample = T.scope(() => T.cat(sampled).contiguous().keep());
-      for (const t of sampled) t.dispose();
-    }
+    if (positions.length > 0)
+      this.#sample = T.scope(() =>
+        this.#gather(T.tensor(Int32Array.from(positions, (p) => layout.order[p]!)).to("i64")).keep(),
+      );
+  }
+
+  /** The input rows at `at`, float32, each divided by its norm: [rows, D], a new tensor. */
+  #gather(at: T.Tensor): T.Tensor {
+    let rows = this.#input.indexSelect(0, at);
+    if (rows.dtype !== "f32") rows = through(rows, (r) => r.float());
+    using(this.#norms.indexSelect(0, at), (norms) => rows.div_(norms));
+    return rows;
+  }
+
+  /** A stored tile's rows; the rows of the tile a block's rows come from are held between blocks. */
+  #tile(index: number, hold: boolean): T.Tensor {
+    if (this.#held?.index === index) return this.#held.rows.alias();
+    if (!hold) return this.#gather(this.#at[index]!);
+    const rows = T.scope(() => this.#gather(this.#at[index]!).keep());
+    this.#held?.rows.dispose();
+    this.#held = { index, rows };
+    return rows.alias();
   }
 
   /**
@@ -108,8 +145,8 @@ export class PairScorer {
 
   /** Call inside T.scope: the returned tensor belongs to the caller's scope. */
   score(block: Block): ScoredBlock {
-    const scores = using(this.#rows(block.rows), (a) =>
-      using(this.#rows(block.cols), (b) => product(this.gemm, a, b)),
+    const scores = using(this.#rows(block.rows, true), (a) =>
+      using(this.#rows(block.cols, false), (b) => product(this.gemm, a, b)),
     );
     if (block.diagonal) scores.maskedFill_(this.#lowerTriangle(block.rows.end - block.rows.start), -Infinity);
     const idx = this.genuineIndices(block);
@@ -128,13 +165,17 @@ export class PairScorer {
    */
   sampleScores(rows: number, tile: Tile): T.Tensor {
     if (this.#sample === undefined) throw new Error("PairScorer: made without a row sample");
-    return using(this.#sample.narrow(0, 0, rows), (a) => product(this.gemm, a, this.#tiles[tile.index]!));
+    return using(this.#sample.narrow(0, 0, rows), (a) =>
+      using(this.#tile(tile.index, false), (b) => product(this.gemm, a, b)),
+    );
   }
 
-  /** A view of the stored rows of a tile or of a part of one (the caller frees it). */
-  #rows(range: Tile): T.Tensor {
+  /** The rows of a tile or of a part of one (the caller frees the handle). */
+  #rows(range: Tile, hold: boolean): T.Tensor {
     const tile = this.#layout.tiles[range.index]!;
-    return this.#tiles[range.index]!.narrow(0, range.start - tile.start, range.end - range.start);
+    return through(this.#tile(range.index, hold), (t) =>
+      t.narrow(0, range.start - tile.start, range.end - range.start),
+    );
   }
 
   /** Bool [h, h], true on and below the diagonal (pairs j <= i). */
@@ -148,7 +189,10 @@ export class PairScorer {
   }
 
   dispose(): void {
-    for (const t of this.#tiles) t.dispose();
+    this.#held?.rows.dispose();
+    this.#held = undefined;
+    this.#norms.dispose();
+    for (const t of this.#at) t.dispose();
     this.#sample?.dispose();
     for (const t of this.#tril.values()) t.dispose();
     this.#tril.clear();
