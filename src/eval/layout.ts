@@ -28,14 +28,18 @@ export interface Tile {
 
 /**
  * The pairs (i in rows, j in cols, i < j) scored by one matrix product. The pairs inside a tile
- * come in three blocks over its halves (lower half with itself, lower with upper, upper with
- * itself): a product over the whole tile would compute twice the pairs it needs.
+ * come as a staircase of blocks, one per strip of its rows (up to DIAGONAL_STRIPS), each strip
+ * against itself and the rest of the tile after it: a product over the whole tile would compute
+ * twice the pairs it needs, a staircase of s strips 1 + 1/s times.
  */
 export interface Block {
   readonly index: number;
   readonly rows: Tile;
   readonly cols: Tile;
-  /** Rows and columns are the same range: only the strict upper triangle counts. */
+  /**
+   * Columns start where the rows start (and reach at least as far): only pairs above the
+   * diagonal of that square count.
+   */
   readonly diagonal: boolean;
   /** The group subset it belongs to; undefined without groups (then only "all"). */
   readonly subset: GroupSubset | undefined;
@@ -66,6 +70,9 @@ export interface Layout {
 export function groupSubset(a: number, b: number): GroupSubset {
   return a !== b ? "masked-unmasked" : a === 1 ? "masked-masked" : "unmasked-unmasked";
 }
+
+/** Strips of a tile's staircase (see Block): 4 leaves 1/8 of a tile's square computed twice. */
+const DIAGONAL_STRIPS = 4;
 
 const choose2 = (m: number): number => (m < 2 ? 0 : (m * (m - 1)) / 2);
 
@@ -118,22 +125,20 @@ export function makeLayout(
       });
   }
   const blocks: Block[] = [];
-  const add = (rows: Tile, cols: Tile): void => {
+  const add = (rows: Tile, cols: Tile, diagonal: boolean): void => {
     const subset = groups === undefined ? undefined : groupSubset(rows.group, cols.group);
-    blocks.push({ index: blocks.length, rows, cols, diagonal: rows === cols, subset });
+    blocks.push({ index: blocks.length, rows, cols, diagonal, subset });
   };
   for (let a = 0; a < tiles.length; a++) {
     const tile = tiles[a]!;
-    const mid = tile.start + ((tile.end - tile.start) >> 1);
-    if (mid === tile.start) add(tile, tile);
-    else {
-      const low = { ...tile, end: mid };
-      const high = { ...tile, start: mid };
-      add(low, low);
-      add(low, high);
-      add(high, high);
+    const h = tile.end - tile.start;
+    const strips = Math.min(DIAGONAL_STRIPS, h);
+    for (let k = 0; k < strips; k++) {
+      const start = tile.start + Math.floor((h * k) / strips);
+      const end = tile.start + Math.floor((h * (k + 1)) / strips);
+      add({ ...tile, start, end }, strips === 1 ? tile : { ...tile, start }, true);
     }
-    for (let b = a + 1; b < tiles.length; b++) add(tile, tiles[b]!);
+    for (let b = a + 1; b < tiles.length; b++) add(tile, tiles[b]!, false);
   }
   return {
     n,

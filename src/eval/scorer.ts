@@ -148,7 +148,11 @@ export class PairScorer {
     const scores = using(this.#rows(block.rows, true), (a) =>
       using(this.#rows(block.cols, false), (b) => product(this.gemm, a, b)),
     );
-    if (block.diagonal) scores.maskedFill_(this.#lowerTriangle(block.rows.end - block.rows.start), -Infinity);
+    if (block.diagonal) {
+      // Columns start where the rows do: pairs j <= i lie in the leading square.
+      const h = block.rows.end - block.rows.start;
+      using(scores.narrow(1, 0, h), (square) => square.maskedFill_(this.#lowerTriangle(h), -Infinity));
+    }
     const idx = this.genuineIndices(block);
     let genuine: Float32Array = new Float32Array(0);
     if (idx.length > 0) {

@@ -2,7 +2,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { makeLayout } from "../../src/eval/layout.ts";
 
-test("blocks cover every pair i < j exactly once (tiles split in halves on the diagonal)", () => {
+test("blocks cover every pair i < j exactly once (a staircase of strips on the diagonal)", () => {
   for (const [n, blockSize, grouped] of [
     [1, 4, false],
     [2, 1, false],
