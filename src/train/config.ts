@@ -1,6 +1,7 @@
 // Training configuration: one zod schema, typed; `defineConfig` for configs/ files and presets
 // derived by spreading; `--set key=value` overrides with errors that name the key.
 import { z } from "zod";
+import { JPEG_MODES } from "../data/index.ts";
 
 const margin = z.object({
   s: z.number().positive(),
@@ -23,6 +24,8 @@ export const TrainConfigSchema = z
         imageSize: z.number().int().positive().default(112),
         maskProb: z.number().min(0).max(1).default(0.35),
         flipProb: z.number().min(0).max(1).default(0.5),
+        /** libjpeg-turbo's IDCT and chroma upsampling (docs/data.md): accurate = PIL's pixels. */
+        jpegMode: z.enum(JPEG_MODES).default("fast-idct"),
       })
       .strict(),
     model: z
