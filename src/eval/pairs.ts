@@ -26,7 +26,7 @@ import {
 } from "./layout.ts";
 import { resolveByRadix } from "./radix-pass.ts";
 import { emptyHistograms, sampleTile } from "./sample.ts";
-import { type GemmKind, PairScorer } from "./scorer.ts";
+import { type GemmKind, PairScorer, withThreads } from "./scorer.ts";
 import { TopScores, mergeDescending } from "./topk.ts";
 import { checkPairInput } from "./input.ts";
 import { concatFloat32, valuesAbove } from "./extract.ts";
@@ -299,7 +299,10 @@ export async function evaluatePairs(
   }
 }
 
-/** Runs fn on each item (block or tile) inside a tensor scope, yielding to the event loop between. */
+/**
+ * Runs fn on each item (block or tile) inside a tensor scope, on one intra-op thread but for the
+ * products (withThreads in scorer.ts says why), yielding to the event loop between items.
+ */
 async function forEach<I>(
   items: readonly I[],
   pass: PairEvalProgress["pass"],
@@ -307,7 +310,7 @@ async function forEach<I>(
   fn: (item: I) => void,
 ): Promise<void> {
   for (let i = 0; i < items.length; i++) {
-    T.scope(() => fn(items[i]!));
+    withThreads(1, () => T.scope(() => fn(items[i]!)));
     opts.onProgress?.({ pass, done: i + 1, total: items.length });
     await new Promise((r) => setImmediate(r));
   }

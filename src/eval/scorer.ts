@@ -20,8 +20,30 @@ const OP = {
   tril: T.opId("aten::tril"),
 };
 
-/** a [m, D] times b [n, D] transposed: [m, n] (both dense and contiguous). */
-function product(gemm: GemmKind, a: T.Tensor, b: T.Tensor): T.Tensor {
+/**
+ * f() with libtorch's intra-op threads set to n, then set back. The passes run everything but
+ * the products on one thread (see runSerial): on this shared 2-core machine, each of the dozen
+ * small parallel regions a block's masking, extraction and gathering would open has to wake the
+ * other OpenMP thread, which under load waits milliseconds for a core (a 4 MB gather took 15 ms
+ * on 2 threads against 0.8 ms on one); the product, one long region, keeps them all.
+ */
+export function withThreads<R>(n: number, f: () => R): R {
+  const before = T.getNumThreads();
+  if (before === n) return f();
+  T.setNumThreads(n);
+  try {
+    return f();
+  } finally {
+    T.setNumThreads(before);
+  }
+}
+
+/** a [m, D] times b [n, D] transposed: [m, n] (both dense and contiguous), on `threads`. */
+function product(gemm: GemmKind, a: T.Tensor, b: T.Tensor, threads: number): T.Tensor {
+  return withThreads(threads, () => productOn(gemm, a, b));
+}
+
+function productOn(gemm: GemmKind, a: T.Tensor, b: T.Tensor): T.Tensor {
   if (gemm === "mm") return using(b.T, (bt) => a.mm(bt));
   const [m, d] = a.shape as [number, number];
   const n = b.size(0);
@@ -49,6 +71,8 @@ export interface ScoredBlock {
 
 export class PairScorer {
   readonly gemm: GemmKind;
+  /** Intra-op threads for the products (the count set when the scorer was made). */
+  readonly threads = T.getNumThreads();
   readonly #layout: Layout;
   readonly #input: T.Tensor;
   /** Per input row, its L2 norm (at least 1e-12): [n, 1] float32. */
@@ -146,7 +170,7 @@ export class PairScorer {
   /** Call inside T.scope: the returned tensor belongs to the caller's scope. */
   score(block: Block): ScoredBlock {
     const scores = using(this.#rows(block.rows, true), (a) =>
-      using(this.#rows(block.cols, false), (b) => product(this.gemm, a, b)),
+      using(this.#rows(block.cols, false), (b) => product(this.gemm, a, b, this.threads)),
     );
     if (block.diagonal) {
       // Columns start where the rows do: pairs j <= i lie in the leading square.
@@ -170,7 +194,7 @@ export class PairScorer {
   sampleScores(rows: number, tile: Tile): T.Tensor {
     if (this.#sample === undefined) throw new Error("PairScorer: made without a row sample");
     return using(this.#sample.narrow(0, 0, rows), (a) =>
-      using(this.#tile(tile.index, false), (b) => product(this.gemm, a, b)),
+      using(this.#tile(tile.index, false), (b) => product(this.gemm, a, b, this.threads)),
     );
   }
 
