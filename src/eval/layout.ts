@@ -74,6 +74,9 @@ export function groupSubset(a: number, b: number): GroupSubset {
 /** Strips of a tile's staircase (see Block): 4 leaves 1/8 of a tile's square computed twice. */
 const DIAGONAL_STRIPS = 4;
 
+/** Row tiles per band of blocks (see makeLayout); a scorer holds as many. */
+export const BAND = 4;
+
 const choose2 = (m: number): number => (m < 2 ? 0 : (m * (m - 1)) / 2);
 
 /**
@@ -129,8 +132,7 @@ export function makeLayout(
     const subset = groups === undefined ? undefined : groupSubset(rows.group, cols.group);
     blocks.push({ index: blocks.length, rows, cols, diagonal, subset });
   };
-  for (let a = 0; a < tiles.length; a++) {
-    const tile = tiles[a]!;
+  const staircase = (tile: Tile): void => {
     const h = tile.end - tile.start;
     const strips = Math.min(DIAGONAL_STRIPS, h);
     for (let k = 0; k < strips; k++) {
@@ -138,7 +140,16 @@ export function makeLayout(
       const end = tile.start + Math.floor((h * (k + 1)) / strips);
       add({ ...tile, start, end }, strips === 1 ? tile : { ...tile, start }, true);
     }
-    for (let b = a + 1; b < tiles.length; b++) add(tile, tiles[b]!, false);
+  };
+  // Bands of BAND row tiles: their own pairs, then each later column tile against all of them,
+  // so that a scorer holding the band's rows gathers each column tile once per band.
+  for (let a0 = 0; a0 < tiles.length; a0 += BAND) {
+    const a1 = Math.min(tiles.length, a0 + BAND);
+    for (let a = a0; a < a1; a++) {
+      staircase(tiles[a]!);
+      for (let b = a + 1; b < a1; b++) add(tiles[a]!, tiles[b]!, false);
+    }
+    for (let b = a1; b < tiles.length; b++) for (let a = a0; a < a1; a++) add(tiles[a]!, tiles[b]!, false);
   }
   return {
     n,

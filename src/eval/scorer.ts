@@ -3,7 +3,7 @@
 // every rank: the exactness of the thresholds rests on it.
 import * as T from "../torch/index.ts";
 import { fillAt, through, using } from "./handles.ts";
-import { type Block, type Layout, type Tile, genuineIndices } from "./layout.ts";
+import { BAND, type Block, type Layout, type Tile, genuineIndices } from "./layout.ts";
 
 /**
  * "onednn": oneDNN's GEMM kernel, which on CPU runs at the machine's GEMM rate even where
@@ -79,8 +79,12 @@ export class PairScorer {
   readonly #norms: T.Tensor;
   /** Per stored tile, the input rows it holds (int64). */
   readonly #at: T.Tensor[];
-  /** The last tile gathered for rows, kept while blocks keep using it. */
-  #held: { index: number; rows: T.Tensor } | undefined;
+  /**
+   * Gathered tiles kept between blocks: the last BAND tiles used for rows (least recently used
+   * first) and the last one used for columns (blocks come in bands, see makeLayout).
+   */
+  readonly #rowTiles = new Map<number, T.Tensor>();
+  #colTile: { index: number; rows: T.Tensor } | undefined;
   readonly #tril = new Map<number, T.Tensor>();
   readonly #genuine = new Map<number, Int32Array>();
   #cached = 0;
@@ -94,8 +98,9 @@ export class PairScorer {
    * to be changed meanwhile. A tile's rows are gathered in layout order and L2-normalised (cosine
    * scores) when a block needs them, into memory the previous block freed: a normalised copy of
    * the whole matrix would be fresh memory, which faults in page by page at ~16 us a page on
-   * this project's VMs (0.4-1.5 s for 50 000 x 512 floats), more than gathering a tile per block
-   * costs (~3% of the block's product) at such sizes. With sampleStride > 0, rows tile.start,
+   * this project's VMs (0.4-1.5 s for 50 000 x 512 floats), more than gathering tiles costs
+   * (~3% of a block's product per gather; with the band's rows held, about one gather every
+   * BAND blocks) at such sizes. With sampleStride > 0, rows tile.start,
    * tile.start + stride, ... of each tile are gathered once into one matrix for sampleScores.
    */
   constructor(embeddings: T.Tensor, layout: Layout, gemm: GemmKind = "onednn", sampleStride = 0) {
@@ -141,13 +146,29 @@ export class PairScorer {
     return rows;
   }
 
-  /** A stored tile's rows; the rows of the tile a block's rows come from are held between blocks. */
-  #tile(index: number, hold: boolean): T.Tensor {
-    if (this.#held?.index === index) return this.#held.rows.alias();
-    if (!hold) return this.#gather(this.#at[index]!);
+  /** A tile's rows (a new handle: the caller frees it), gathered unless held. */
+  #tile(index: number, role: "rows" | "cols"): T.Tensor {
+    const held = this.#rowTiles.get(index);
+    if (held !== undefined) {
+      if (role === "rows") {
+        this.#rowTiles.delete(index);
+        this.#rowTiles.set(index, held);
+      }
+      return held.alias();
+    }
+    if (this.#colTile?.index === index) return this.#colTile.rows.alias();
     const rows = T.scope(() => this.#gather(this.#at[index]!).keep());
-    this.#held?.rows.dispose();
-    this.#held = { index, rows };
+    if (role === "rows") {
+      this.#rowTiles.set(index, rows);
+      if (this.#rowTiles.size > BAND) {
+        const [oldest, t] = this.#rowTiles.entries().next().value as [number, T.Tensor];
+        this.#rowTiles.delete(oldest);
+        t.dispose();
+      }
+    } else {
+      this.#colTile?.rows.dispose();
+      this.#colTile = { index, rows };
+    }
     return rows.alias();
   }
 
@@ -169,8 +190,8 @@ export class PairScorer {
 
   /** Call inside T.scope: the returned tensor belongs to the caller's scope. */
   score(block: Block): ScoredBlock {
-    const scores = using(this.#rows(block.rows, true), (a) =>
-      using(this.#rows(block.cols, false), (b) => product(this.gemm, a, b, this.threads)),
+    const scores = using(this.#rows(block.rows, "rows"), (a) =>
+      using(this.#rows(block.cols, "cols"), (b) => product(this.gemm, a, b, this.threads)),
     );
     if (block.diagonal) {
       // Columns start where the rows do: pairs j <= i lie in the leading square.
@@ -194,14 +215,14 @@ export class PairScorer {
   sampleScores(rows: number, tile: Tile): T.Tensor {
     if (this.#sample === undefined) throw new Error("PairScorer: made without a row sample");
     return using(this.#sample.narrow(0, 0, rows), (a) =>
-      using(this.#tile(tile.index, false), (b) => product(this.gemm, a, b, this.threads)),
+      using(this.#tile(tile.index, "cols"), (b) => product(this.gemm, a, b, this.threads)),
     );
   }
 
   /** The rows of a tile or of a part of one (the caller frees the handle). */
-  #rows(range: Tile, hold: boolean): T.Tensor {
+  #rows(range: Tile, role: "rows" | "cols"): T.Tensor {
     const tile = this.#layout.tiles[range.index]!;
-    return through(this.#tile(range.index, hold), (t) =>
+    return through(this.#tile(range.index, role), (t) =>
       t.narrow(0, range.start - tile.start, range.end - range.start),
     );
   }
@@ -217,8 +238,10 @@ export class PairScorer {
   }
 
   dispose(): void {
-    this.#held?.rows.dispose();
-    this.#held = undefined;
+    for (const t of this.#rowTiles.values()) t.dispose();
+    this.#rowTiles.clear();
+    this.#colTile?.rows.dispose();
+    this.#colTile = undefined;
     this.#norms.dispose();
     for (const t of this.#at) t.dispose();
     this.#sample?.dispose();
