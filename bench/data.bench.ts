@@ -54,7 +54,7 @@ const median = (xs: number[]): number => {
  * faults after every fork fell on mfr's next measurement (4x slower loader rows), not on PIL's.
  */
 function startPil(dir: string): {
-  run: (normalise: boolean) => Promise<{ rate: number; cpuRate: number }>;
+  run: (normalise: boolean, fromFile?: boolean) => Promise<{ rate: number; cpuRate: number }>;
   close: () => void;
 } {
   const child = spawn(python, [path.join(here, "pil_decode.py"), dir, "--serve"], {
@@ -64,8 +64,8 @@ function startPil(dir: string): {
   child.stderr.setEncoding("utf8").on("data", (d: string) => (stderr += d));
   const lines = createInterface({ input: child.stdout })[Symbol.asyncIterator]();
   return {
-    async run(normalise) {
-      child.stdin.write(normalise ? "decode --normalise\n" : "decode\n");
+    async run(normalise, fromFile = false) {
+      child.stdin.write(`decode${normalise ? " --normalise" : ""}${fromFile ? " --from-file" : ""}\n`);
       const { value, done } = await lines.next();
       if (done) throw new Error(`PIL reference failed (${python} with python3-pil and numpy?): ${stderr}`);
       const o = JSON.parse(value as string) as { images: number; seconds: number; cpu: number };
@@ -146,6 +146,7 @@ try {
   for (let w = 0; w < 3; w++) {
     await pil.run(false);
     await pil.run(true);
+    await pil.run(false, true);
     await kernel(ds, bank, "u8", "auto");
     await kernel(ds, bank, "u8", "auto", ds.length, "nhwc");
     await kernel(ds, bank, "u8", "auto", ds.length, "nhwc", "accurate");
@@ -156,6 +157,7 @@ try {
   for (let rep = 0; rep < R; rep++) {
     add("PIL decode+flip (1 process)", await pil.run(false));
     add("PIL decode+flip+normalise (1 process)", await pil.run(true));
+    add("PIL read .rec+decode+flip (as MXFaceDataset)", await pil.run(false, true));
     add("mfr kernel u8 (1 thread)", await kernel(ds, bank, "u8", "auto"));
     add("mfr kernel u8 nhwc zero-copy (1 thread)", await kernel(ds, bank, "u8", "auto", ds.length, "nhwc"));
     add(
@@ -191,7 +193,13 @@ try {
   );
   const summary: Record<
     string,
-    { imagesPerSecond: number; imagesPerCpuSecond: number; vsPil: number; vsPilSameOutput: number }
+    {
+      imagesPerSecond: number;
+      imagesPerCpuSecond: number;
+      vsPil: number;
+      vsPilSameOutput: number;
+      vsPilReadingRec?: number;
+    }
   > = {};
   for (const [name, r] of rows) {
     const rate = median(r.rate);
@@ -219,6 +227,17 @@ try {
       "the repeats' paired ratios (range: lowest-highest)",
   );
   console.log("same output: f32 rows against PIL decode+flip+normalise, u8 rows against PIL decode+flip");
+  // The PIL rows above decode payloads extracted beforehand; mfr's kernels read each record from
+  // the .rec as they go. Against PIL doing that too (as arcface_torch's MXFaceDataset does):
+  const fromRec = rows.get("PIL read .rec+decode+flip (as MXFaceDataset)")!;
+  for (const [name, r] of rows) {
+    if (!name.startsWith("mfr kernel u8")) continue;
+    const vs = r.cpuRate.map((c, i) => c / fromRec.cpuRate[i]!);
+    console.log(
+      `${name} vs PIL reading the .rec: ${median(vs).toFixed(2)}x (${Math.min(...vs).toFixed(2)}-${Math.max(...vs).toFixed(2)}) per CPU-s`,
+    );
+    summary[name]!.vsPilReadingRec = median(vs);
+  }
   console.log(`load average at the end: ${l1!.toFixed(1)} on ${availableParallelism()} CPUs`);
   mkdirSync(path.join(here, "out"), { recursive: true });
   writeFileSync(
