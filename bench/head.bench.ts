@@ -9,7 +9,7 @@ import { spawn } from "node:child_process";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
-import { freePort, launch } from "../src/dist/index.ts";
+import { collectJsonLines, freePort, launch } from "../src/dist/index.ts";
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const { values: args } = parseArgs({
@@ -37,24 +37,6 @@ interface Case {
   steps: number;
 }
 
-function collect(children: { stdout: NodeJS.ReadableStream | null; stderr: NodeJS.ReadableStream | null }[]) {
-  const out: RankResult[] = [];
-  const errs: string[] = [];
-  const done = children.map(
-    (c) =>
-      new Promise<void>((resolve) => {
-        let buf = "";
-        c.stdout!.on("data", (d: Buffer) => (buf += d.toString()));
-        c.stdout!.on("end", () => {
-          for (const l of buf.split("\n")) if (l.startsWith("{")) out.push(JSON.parse(l) as RankResult);
-          resolve();
-        });
-        c.stderr!.on("data", (d: Buffer) => errs.push(d.toString()));
-      }),
-  );
-  return { out, errs, done: Promise.all(done) };
-}
-
 async function runMfr(k: number, c: Case): Promise<RankResult[]> {
   const job = await launch({
     nprocPerNode: k,
@@ -63,12 +45,12 @@ async function runMfr(k: number, c: Case): Promise<RankResult[]> {
     env: { ...process.env, MFR_NUM_THREADS: "1", BENCH_HEAD: JSON.stringify(c) },
     stdio: "pipe",
   });
-  const r = collect(job.children);
+  const r = collectJsonLines<RankResult>(job.children);
   const res = await job.result;
   await r.done;
   if (res.exitCode !== 0)
-    throw new Error(`mfr head bench failed: ${res.message}\n${r.errs.join("").slice(-2000)}`);
-  return r.out.sort((a, b) => a.rank - b.rank);
+    throw new Error(`mfr head bench failed: ${res.message}\n${r.stderr().slice(-2000)}`);
+  return r.lines.sort((a, b) => a.rank - b.rank);
 }
 
 async function runTorch(k: number, c: Case): Promise<RankResult[]> {
@@ -86,14 +68,14 @@ async function runTorch(k: number, c: Case): Promise<RankResult[]> {
       },
     }),
   );
-  const r = collect(children);
+  const r = collectJsonLines<RankResult>(children);
   const codes = await Promise.all(
     children.map((ch) => new Promise<number | null>((res) => ch.on("close", res))),
   );
   await r.done;
   if (codes.some((x) => x !== 0))
-    throw new Error(`PyTorch head bench failed (${codes.join(",")}):\n${r.errs.join("").slice(-2000)}`);
-  return r.out.sort((a, b) => a.rank - b.rank);
+    throw new Error(`PyTorch head bench failed (${codes.join(",")}):\n${r.stderr().slice(-2000)}`);
+  return r.lines.sort((a, b) => a.rank - b.rank);
 }
 
 const fmt = (rs: RankResult[]): string =>

@@ -14,7 +14,7 @@ import { spawnSync } from "node:child_process";
 import { mkdirSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
-import { launch } from "../src/dist/index.ts";
+import { collectJsonLines, launch } from "../src/dist/index.ts";
 import { resolvePreset } from "../src/models/index.ts";
 import type { MemoryConfig } from "./memory_worker.ts";
 
@@ -61,24 +61,12 @@ async function mfr(ranks: number, c: Partial<MemoryConfig>): Promise<Result> {
     env: { ...env, MFR_NUM_THREADS: "1", MFR_BENCH_CONFIG: JSON.stringify(cfg) },
     stdio: "pipe",
   });
-  const lines: Result[] = [];
-  const errs: string[] = [];
-  const ended = job.children.map(
-    (ch) =>
-      new Promise<void>((resolve) => {
-        let buf = "";
-        ch.stdout!.on("data", (d: Buffer) => (buf += d.toString()));
-        ch.stdout!.on("end", () => {
-          for (const l of buf.split("\n")) if (l.startsWith("{")) lines.push(JSON.parse(l) as Result);
-          resolve();
-        });
-        ch.stderr!.on("data", (d: Buffer) => errs.push(d.toString()));
-      }),
-  );
+  const out = collectJsonLines<Result>(job.children);
   const r = await job.result;
-  await Promise.all(ended);
+  await out.done;
+  const lines = out.lines;
   if (r.exitCode !== 0 || lines.length !== ranks)
-    throw new Error(`${JSON.stringify(c)}: ${r.message}\n${errs.join("")}`);
+    throw new Error(`${JSON.stringify(c)}: ${r.message}\n${out.stderr()}`);
   return {
     peakMB: Math.max(...lines.map((l) => l.peakMB)),
     baselineMB: Math.max(...lines.map((l) => l.baselineMB)),

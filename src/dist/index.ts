@@ -1,4 +1,11 @@
 export { ProcessGroup, Work, type GroupOptions, type ReduceOp } from "./group.ts";
 export { placementFromEnv, firstSlurmHost, type Placement } from "./rendezvous.ts";
-export { launch, freePort, Launch, type LaunchOptions, type LaunchResult } from "./launch.ts";
+export {
+  launch,
+  freePort,
+  collectJsonLines,
+  Launch,
+  type LaunchOptions,
+  type LaunchResult,
+} from "./launch.ts";
 export { DataParallel, type DataParallelOptions } from "./data-parallel.ts";

@@ -37,6 +37,32 @@ export class Launch extends EventEmitter {
   result: Promise<LaunchResult> = Promise.resolve({ exitCode: 0 });
 }
 
+/**
+ * Reads the output of piped child processes (ranks of a test or benchmark): every stdout line that
+ * starts with "{" is parsed as JSON, stderr is kept for error messages. `done` settles when every
+ * stdout has ended.
+ */
+export function collectJsonLines<R>(
+  children: readonly { stdout: NodeJS.ReadableStream | null; stderr: NodeJS.ReadableStream | null }[],
+): { lines: R[]; stderr: () => string; done: Promise<void> } {
+  const lines: R[] = [];
+  const errs: string[] = [];
+  const ended = children.map(
+    (c) =>
+      new Promise<void>((resolve) => {
+        let buf = "";
+        c.stderr?.on("data", (d: Buffer) => errs.push(d.toString()));
+        if (!c.stdout) return resolve();
+        c.stdout.on("data", (d: Buffer) => (buf += d.toString()));
+        c.stdout.on("end", () => {
+          for (const l of buf.split("\n")) if (l.startsWith("{")) lines.push(JSON.parse(l) as R);
+          resolve();
+        });
+      }),
+  );
+  return { lines, stderr: () => errs.join(""), done: Promise.all(ended).then(() => undefined) };
+}
+
 export async function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
     const srv = net.createServer();

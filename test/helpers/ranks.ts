@@ -1,7 +1,7 @@
 // Launches a worker script on K local ranks (Gloo on localhost) and collects the JSON line each
 // prints. Rejects, with the ranks' stderr, when the job fails.
 import assert from "node:assert/strict";
-import { launch } from "../../src/dist/index.ts";
+import { collectJsonLines, launch } from "../../src/dist/index.ts";
 
 export async function runRanks<R>(
   k: number,
@@ -16,22 +16,9 @@ export async function runRanks<R>(
     env: { ...process.env, MFR_NUM_THREADS: "1", ...env },
     stdio: "pipe",
   });
-  const out: R[] = [];
-  const errs: string[] = [];
-  const ended = job.children.map(
-    (c) =>
-      new Promise<void>((resolve) => {
-        let buf = "";
-        c.stdout!.on("data", (d: Buffer) => (buf += d.toString()));
-        c.stdout!.on("end", () => {
-          for (const l of buf.split("\n")) if (l.startsWith("{")) out.push(JSON.parse(l) as R);
-          resolve();
-        });
-        c.stderr!.on("data", (d: Buffer) => errs.push(d.toString()));
-      }),
-  );
+  const out = collectJsonLines<R>(job.children);
   const r = await job.result;
-  await Promise.all(ended);
-  assert.equal(r.exitCode, 0, `${r.message}\n${errs.join("")}`);
-  return out;
+  await out.done;
+  assert.equal(r.exitCode, 0, `${r.message}\n${out.stderr()}`);
+  return out.lines;
 }

@@ -37,6 +37,20 @@ function setup(amp: "none" | "bf16", o: StepOptions = {}, checkpoint?: Checkpoin
   return { net, head, step, params };
 }
 
+function assertFalls(losses: number[]): void {
+  assert.ok(losses.every(Number.isFinite));
+  assert.ok(losses.at(-1)! < 0.6 * losses[0]!, `losses ${losses.map((l) => l.toFixed(3)).join(" ")}`);
+}
+
+function release(setups: ReturnType<typeof setup>[], tensors: T.Tensor[]): void {
+  for (const s of setups) {
+    s.step.dispose();
+    s.head.dispose();
+    s.net.dispose();
+  }
+  for (const t of tensors) t.dispose();
+}
+
 function data(): { x: T.Tensor; y: T.Tensor } {
   T.manualSeed(77);
   // Each class a fixed random image plus noise: learnable in a few steps.
@@ -75,13 +89,8 @@ test("bf16 autocast trains: the loss falls", () => {
   const s = setup("bf16");
   const losses: number[] = [];
   for (let i = 0; i < 12; i++) losses.push(s.step.run(x, y).loss);
-  assert.ok(losses.every(Number.isFinite));
-  assert.ok(losses.at(-1)! < 0.6 * losses[0]!, `losses ${losses.map((l) => l.toFixed(3)).join(" ")}`);
-  s.step.dispose();
-  s.head.dispose();
-  s.net.dispose();
-  x.dispose();
-  y.dispose();
+  assertFalls(losses);
+  release([s], [x, y]);
 });
 
 test("bf16 composes: checkpoint replays run under the same autocast (bit-identical), and every switch together trains", () => {
@@ -98,15 +107,8 @@ test("bf16 composes: checkpoint replays run under the same autocast (bit-identic
   }
   const other = replayed.net.stateDict();
   for (const [k, t] of plain.net.stateDict()) assert.equal(t.sub(other.get(k)!).abs().max().item(), 0, k);
-  assert.ok(losses.every(Number.isFinite));
-  assert.ok(losses.at(-1)! < 0.6 * losses[0]!, `losses ${losses.map((l) => l.toFixed(3)).join(" ")}`);
-  for (const s of [plain, replayed, all]) {
-    s.step.dispose();
-    s.head.dispose();
-    s.net.dispose();
-  }
-  x.dispose();
-  y.dispose();
+  assertFalls(losses);
+  release([plain, replayed, all], [x, y]);
 });
 
 test("the head runs fp32 under bf16 unless configured; fp16 needs CUDA", () => {
