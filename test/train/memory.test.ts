@@ -6,20 +6,13 @@ import assert from "node:assert/strict";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { runRanks } from "../helpers/ranks.ts";
+import type { VariantResult } from "./worker-memory.ts";
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 
 interface Line {
   rank: number;
-  results: {
-    name: string;
-    global: number;
-    close: number;
-    head: number;
-    loss: number;
-    streamed?: number[];
-    syncsPerStep: number;
-  }[];
+  results: VariantResult[];
   scaling: {
     outcomes: { skipped: boolean; lossScale?: number }[];
     unchanged: number;

@@ -117,15 +117,19 @@ function compare(a: Map<string, T.Tensor>, b: Map<string, T.Tensor>): { global: 
   });
 }
 
-const results: {
+/** One variant against the plain step (this rank's view). */
+export interface VariantResult {
   name: string;
+  /** ‖Δ‖/‖plain‖ over the backbone state, and the worst per-tensor closeness (≤ 1: within tolerance). */
   global: number;
   close: number;
   head: number;
   loss: number;
+  /** ZeRO: [buckets reduced during backward, buckets]. */
   streamed?: number[];
   syncsPerStep: number;
-}[] = [];
+}
+const results: VariantResult[] = [];
 for (const v of VARIANTS) {
   const M = v.microBatches ?? 1;
   const mine = build(v.checkpoint, { microBatches: M, zero: v.zero ?? 0 }, 1);
