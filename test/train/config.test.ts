@@ -12,7 +12,7 @@ test("presets are valid and derived from base", () => {
   const big = parseConfig(r240);
   assert.deepEqual(
     [big.model.backbone, big.train.zero, big.train.checkpoint, big.data.batchSize],
-    ["r240", 2, "stage", 256],
+    ["r240", 2, { every: 1 }, 256],
   );
   assert.equal(parseConfig(partialFc).head.sampleRate, 0.1);
   assert.equal(parseConfig(partialFc).head.numClasses, 2059906);
