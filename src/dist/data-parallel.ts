@@ -16,6 +16,11 @@ export interface DataParallelOptions {
   overlap?: boolean;
 }
 
+/** The dtype gradients travel in for a `compress` setting. */
+export function wireDtype(compress: DataParallelOptions["compress"]): "f32" | "f16" | "bf16" {
+  return compress === "fp16" ? "f16" : compress === "bf16" ? "bf16" : "f32";
+}
+
 export class DataParallel {
   private readonly reducer: NativeReducer | undefined;
   readonly overlapped: boolean;
@@ -78,8 +83,9 @@ export class DataParallel {
         });
         let flat = T.cat(grads.map((g) => g.flatten()));
         for (const g of grads) g.dispose();
-        if (this.o.compress === "fp16" || this.o.compress === "bf16") {
-          const c = flat.to(this.o.compress === "fp16" ? "f16" : "bf16");
+        const wire = wireDtype(this.o.compress);
+        if (wire !== "f32") {
+          const c = flat.to(wire);
           flat.dispose();
           flat = c;
         }

@@ -8,4 +8,4 @@ export {
   type LaunchOptions,
   type LaunchResult,
 } from "./launch.ts";
-export { DataParallel, type DataParallelOptions } from "./data-parallel.ts";
+export { DataParallel, wireDtype, type DataParallelOptions } from "./data-parallel.ts";

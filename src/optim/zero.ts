@@ -20,7 +20,7 @@
 // parameters laid end to end, padding excluded), so they load on any world size.
 import * as T from "../torch/index.ts";
 import { type Tensor } from "../torch/index.ts";
-import { type ProcessGroup } from "../dist/index.ts";
+import { type ProcessGroup, wireDtype } from "../dist/index.ts";
 import { type Optimizer, type OptimizerStateDict } from "./optimizer.ts";
 
 type Hyper = { lr: number } & Record<string, number | boolean>;
@@ -132,13 +132,8 @@ export class ZeroOptimizer {
     return this.o.stage;
   }
 
-  /** Elements of optimizer state per state name held by this rank (padding included). */
   get numBuckets(): number {
     return this.#buckets.length;
-  }
-
-  get shardNumel(): number {
-    return this.#buckets.reduce((s, b) => s + b.piece, 0);
   }
 
   /** This rank's [lo, hi) of bucket b in the bucket's own coordinates, padding cut off. */
@@ -228,7 +223,7 @@ export class ZeroOptimizer {
           if (pad > 0) parts.push(T.zeros([pad]));
           let flat = T.cat(parts);
           for (const p of b.params) p.grad = undefined;
-          const wire = this.o.compress === "fp16" ? "f16" : this.o.compress === "bf16" ? "bf16" : "f32";
+          const wire = wireDtype(this.o.compress);
           if (wire !== "f32") flat = flat.to(wire);
           const out = wire === "f32" ? g : T.empty([b.piece], { dtype: wire });
           this.group.reduceScatter(out, flat.split(b.piece, 0)).wait();
