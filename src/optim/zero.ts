@@ -305,26 +305,40 @@ export class ZeroOptimizer {
     return { tensors, metadata: { [META]: JSON.stringify(meta) } };
   }
 
+  /** The saved ranges of a shard file, checked against this backbone. */
+  #savedMeta(source: string, metadata: Record<string, string>): SavedMeta {
+    const raw = metadata[META];
+    if (raw === undefined) throw new Error(`${source}: not a ZeRO optimizer shard (no '${META}' metadata)`);
+    const meta = JSON.parse(raw) as SavedMeta;
+    if (meta.totalNumel !== this.#totalNumel) {
+      throw new Error(
+        `${source}: the optimizer state covers ${meta.totalNumel} parameter elements, this backbone has ${this.#totalNumel}`,
+      );
+    }
+    return meta;
+  }
+
+  /**
+   * Whether a shard file (known by its metadata alone) holds state of any of this rank's pieces:
+   * a rank reads only those files, not every rank's state.
+   */
+  needsShard(source: string, metadata: Record<string, string>): boolean {
+    const own = this.#buckets.map((b) => this.#ownRange(b).map((x) => x + b.start));
+    return this.#savedMeta(source, metadata).ranges.some(([a, z]) =>
+      own.some(([lo, hi]) => Math.max(a, lo!) < Math.min(z, hi!)),
+    );
+  }
+
   /**
    * Loads the pieces' optimizer state from the shard files of a ZeRO checkpoint written by any
-   * number of ranks (`files` in any order, each named by `source` in errors), and refreshes the
-   * parameters (their values come from the model's own checkpoint).
+   * number of ranks (`files` in any order, each named by `source` in errors; files that hold none
+   * of this rank's pieces may be left out). The parameters themselves come from the model's own
+   * checkpoint.
    */
   loadShardStates(
     files: readonly { source: string; tensors: Map<string, Tensor>; metadata: Record<string, string> }[],
   ): void {
-    const saved = files.map((f) => {
-      const raw = f.metadata[META];
-      if (raw === undefined)
-        throw new Error(`${f.source}: not a ZeRO optimizer shard (no '${META}' metadata)`);
-      const meta = JSON.parse(raw) as SavedMeta;
-      if (meta.totalNumel !== this.#totalNumel) {
-        throw new Error(
-          `${f.source}: the optimizer state covers ${meta.totalNumel} parameter elements, this backbone has ${this.#totalNumel}`,
-        );
-      }
-      return { ...f, meta };
-    });
+    const saved = files.map((f) => ({ ...f, meta: this.#savedMeta(f.source, f.metadata) }));
     const first = saved[0];
     if (!first) throw new Error("ZeRO: no optimizer shard files to load");
     const tensors = new Map<string, Tensor>();

@@ -18,7 +18,13 @@ export * from "./functional.ts";
 export * from "./autograd.ts";
 export { scope, scopeSize } from "./scope.ts";
 export { opId } from "./ops.ts";
-export { saveSafetensors, loadSafetensors, type SafetensorsFile, type TensorMap } from "./io/safetensors.ts";
+export {
+  saveSafetensors,
+  loadSafetensors,
+  readSafetensorsMetadata,
+  type SafetensorsFile,
+  type TensorMap,
+} from "./io/safetensors.ts";
 export { saveNpy, loadNpy } from "./io/npy.ts";
 export { loadPthObject, loadPthStateDict, savePth, type PthObject } from "./io/pth.ts";
 export { writeAtomic } from "./io/atomic.ts";

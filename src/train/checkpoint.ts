@@ -165,11 +165,11 @@ export function loadCheckpoint(
         );
       }
       if (s.zero) {
-        const files = Array.from({ length: manifest.worldSize }, (_, i) => {
-          const file = path.join(dir, zeroFile(i));
-          return { source: file, ...T.loadSafetensors(file) };
-        });
-        s.zero.loadShardStates(files);
+        const zero = s.zero;
+        const files = Array.from({ length: manifest.worldSize }, (_, i) => path.join(dir, zeroFile(i)))
+          .filter((file) => zero.needsShard(file, T.readSafetensorsMetadata(file)))
+          .map((file) => ({ source: file, ...T.loadSafetensors(file) }));
+        zero.loadShardStates(files);
       } else {
         s.backboneOpt.loadStateDict(optimizerStateFromTensors(bb));
       }

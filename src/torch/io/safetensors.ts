@@ -84,21 +84,36 @@ interface Entry {
   data_offsets: [number, number];
 }
 
+/** The JSON header of an open safetensors file and its length in bytes. */
+function readHeader(fd: number, file: string, size: number): { header: Record<string, unknown>; n: number } {
+  if (size < 8) throw new Error(`${file}: not a safetensors file (only ${size} bytes)`);
+  const n = Number(readExactly(fd, file, 0, 8).readBigUInt64LE());
+  if (n > MAX_HEADER || 8 + n > size)
+    throw new Error(`${file}: header length ${n} is invalid for a ${size}-byte file`);
+  try {
+    return { header: JSON.parse(readExactly(fd, file, 8, n).toString("utf8")) as Record<string, unknown>, n };
+  } catch (e) {
+    throw new Error(`${file}: header is not valid JSON (${(e as Error).message})`, { cause: e });
+  }
+}
+
+/** A safetensors file's string metadata alone (reads only its header). */
+export function readSafetensorsMetadata(file: string): Record<string, string> {
+  const fd = fs.openSync(file, "r");
+  try {
+    const { header } = readHeader(fd, file, fs.fstatSync(fd).size);
+    return (header.__metadata__ ?? {}) as Record<string, string>;
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
 /** Reads a safetensors file; errors name the file and the tensor. */
 export function loadSafetensors(file: string, opts: { verify?: boolean } = {}): SafetensorsFile {
   const fd = fs.openSync(file, "r");
   try {
     const size = fs.fstatSync(fd).size;
-    if (size < 8) throw new Error(`${file}: not a safetensors file (only ${size} bytes)`);
-    const n = Number(readExactly(fd, file, 0, 8).readBigUInt64LE());
-    if (n > MAX_HEADER || 8 + n > size)
-      throw new Error(`${file}: header length ${n} is invalid for a ${size}-byte file`);
-    let header: Record<string, unknown>;
-    try {
-      header = JSON.parse(readExactly(fd, file, 8, n).toString("utf8")) as Record<string, unknown>;
-    } catch (e) {
-      throw new Error(`${file}: header is not valid JSON (${(e as Error).message})`, { cause: e });
-    }
+    const { header, n } = readHeader(fd, file, size);
     const metadata = (header.__metadata__ ?? {}) as Record<string, string>;
     const base = 8 + n;
     const dataLen = size - base;
