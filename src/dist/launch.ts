@@ -4,6 +4,7 @@
 import { type ChildProcess, spawn } from "node:child_process";
 import net from "node:net";
 import { EventEmitter } from "node:events";
+import { heapEnv } from "../torch/heap.ts";
 
 export interface LaunchOptions {
   nprocPerNode: number;
@@ -103,7 +104,7 @@ export async function launch(o: LaunchOptions): Promise<Launch> {
       const child = spawn(process.execPath, [...(o.execArgv ?? process.execArgv), ...o.argv], {
         stdio: o.stdio === "pipe" ? ["ignore", "pipe", "pipe"] : "inherit",
         env: {
-          ...(o.env ?? process.env),
+          ...heapEnv(o.env ?? process.env),
           RANK: String(rank),
           LOCAL_RANK: String(local),
           WORLD_SIZE: String(worldSize),

@@ -1,6 +1,7 @@
 // mfr's tensor library: the public face of the libtorch addon.
 import { native } from "./native.ts";
 import { threadsFromEnv } from "./autograd.ts";
+import { heapTuningEnabled } from "./heap.ts";
 
 export {
   Tensor,
@@ -29,6 +30,7 @@ export { saveNpy, loadNpy } from "./io/npy.ts";
 export { loadPthObject, loadPthStateDict, savePth, type PthObject } from "./io/pth.ts";
 export { writeAtomic } from "./io/atomic.ts";
 export { unpickle, PickleGlobal, DATA_GLOBALS, type PickleValue, type UnpickleOptions } from "./io/pickle.ts";
+export { heapEnv, startedWithHeapEnv } from "./heap.ts";
 
 /** Facts about the libtorch the addon was built against. */
 export function buildInfo(): { torchVersion: string; cuda: boolean; parallelInfo: string } {
@@ -41,5 +43,5 @@ if (threads !== undefined) native.setNumThreads(threads);
 // libtorch's CPU allocator does not cache: with glibc's defaults every activation above 128 KiB
 // is mmapped and unmapped each step, its pages faulted in and zeroed again (about a third of a
 // conv step's time on this machine). Keeping blocks up to 32 MiB on the heap and not trimming it
-// below 1 GiB of free space removes most of that. MFR_MALLOC_TUNING=0 keeps glibc's defaults.
-if (process.env.MFR_MALLOC_TUNING !== "0") native.tuneMalloc(32 << 20, 1 << 30);
+// below 1 GiB of free space removes most of that; heap.ts has the rest of the heap's settings.
+if (heapTuningEnabled()) native.tuneMalloc(32 << 20, 1 << 30);
