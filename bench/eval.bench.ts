@@ -10,6 +10,7 @@ import { availableParallelism, freemem, loadavg, totalmem } from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import * as T from "../src/torch/index.ts";
+import { startedWithHeapEnv } from "../src/torch/heap.ts";
 import { evaluatePairs, evaluationJson, type PairEvaluation } from "../src/eval/index.ts";
 
 const env = process.env;
@@ -118,7 +119,7 @@ async function runMfr(input: ReturnType<typeof synthetic>, probe?: GemmProbe) {
     fpr: FPRS,
     blockSize: BLOCK,
     onProgress: (p) => {
-      peakRss = Math.max(peakRss, process.memoryUsage().rss);
+      peakRss = Math.max(peakRss, process.memoryUsage.rss());
       if (probe && p.done % PROBE_EVERY === 0) probe.run();
     },
   });
@@ -169,7 +170,12 @@ const fracMean = {
   wall: flops / big.seconds / 1e9 / duringMean.wall,
   cpu: flops / big.cpu / 1e9 / duringMean.cpu,
 };
-console.log(`mfr eval, N = ${N} x ${DIM} (${(pairsOf(N) / 1e9).toFixed(3)} G pairs), ${threads} threads`);
+const heap = startedWithHeapEnv()
+  ? `heap: ${process.env.GLIBC_TUNABLES ?? "glibc defaults"}`
+  : "heap: started without mfr's settings (run it through npm run bench), so fresh pages fault at 4 KiB";
+console.log(
+  `mfr eval, N = ${N} x ${DIM} (${(pairsOf(N) / 1e9).toFixed(3)} G pairs), ${threads} threads, ${heap}`,
+);
 console.log(
   `  wall ${big.seconds.toFixed(1)} s, CPU ${big.cpu.toFixed(1)} s, peak RSS ${gb(big.peakRss)} (+${gb(big.rssGrowth)} during eval), ` +
     `passes ${big.ev.info.passes.join("+")}, load average ${load0.toFixed(1)} -> ${loadavg()[0]!.toFixed(1)} on ${availableParallelism()} cores`,
@@ -195,6 +201,7 @@ const report: Record<string, unknown> = {
   dim: DIM,
   block: BLOCK,
   threads,
+  heap,
   pairs: pairsOf(N),
   loadAverage: [load0, loadavg()[0]],
   mfr: {
