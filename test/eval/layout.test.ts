@@ -29,3 +29,29 @@ test("blocks cover every pair i < j exactly once (a staircase of strips on the d
     for (const t of layout.tiles) assert.ok(t.end > t.start && t.end - t.start <= blockSize);
   }
 });
+
+test("tiles and diagonal strips are cut at multiples of 16 rows, the remainder in a group's first", () => {
+  const n = 50_001;
+  const groups = Array.from({ length: n }, (_, i) => i % 2);
+  const layout = makeLayout(
+    Array.from({ length: n }, (_, i) => Math.floor(i / 10)),
+    groups,
+    2048,
+  );
+  const sizes = layout.tiles.map((t) => t.end - t.start);
+  // 25 001 unmasked rows: 13 tiles, 9 rows of remainder in the first; 25 000 masked: 8 in the first.
+  assert.deepEqual(
+    sizes.slice(0, 13),
+    [1929, 1920, 1920, 1920, 1920, 1920, 1936, 1920, 1920, 1920, 1920, 1920, 1936],
+  );
+  assert.equal(sizes[13], 1928);
+  assert.ok(sizes.every((s, i) => s <= 2048 && (i === 0 || i === 13 || s % 16 === 0)));
+  const oddColumns = layout.blocks.filter((b) => (b.cols.end - b.cols.start) % 16 !== 0);
+  // The first strip of each group's first tile, and the unmasked tiles against the masked first.
+  assert.equal(oddColumns.length, 2 + 13);
+  // Tiny tiles still split evenly.
+  assert.deepEqual(
+    makeLayout([0, 1, 2, 3, 4, 5, 6], undefined, 3).tiles.map((t) => t.end - t.start),
+    [2, 2, 3],
+  );
+});
