@@ -8,8 +8,10 @@
 // - at start, glibc.malloc.hugetlb=1 makes malloc advise the kernel to back the heap with 2 MiB
 //   transparent huge pages (where the kernel's THP mode is "madvise", the default on Debian), so
 //   the heap still growing through a run faults 512 times less often. Measured on this VM: the
-//   `mfr demo` training loop 30% faster (minor faults 730 k -> 80 k, peak RSS unchanged), and
-//   the evaluation's products back at the bare GEMM rate (35 k faults -> 2 k in a 1.25 G-pair run).
+//   `mfr demo` training loop 30% faster (minor faults 730 k -> 80 k), r50 training steps 20-40%
+//   faster for 0-14% more peak RSS (2 MiB pages are backed whole; docs/training.md), and the
+//   evaluation's products back at the bare GEMM rate (35 k faults -> 2 k in a 1.25 G-pair run).
+//   Where memory is tighter than time, GLIBC_TUNABLES=glibc.malloc.hugetlb=0 keeps 4 KiB pages.
 // glibc reads GLIBC_TUNABLES once, at process start, so the CLI restarts itself with it (see
 // bin/mfr.js) and every process mfr spawns gets it. MFR_MALLOC_TUNING=0 turns both off.
 // This module loads nothing native: the CLI imports it before deciding to restart.
