@@ -30,7 +30,6 @@ export { saveNpy, loadNpy } from "./io/npy.ts";
 export { loadPthObject, loadPthStateDict, savePth, type PthObject } from "./io/pth.ts";
 export { writeAtomic } from "./io/atomic.ts";
 export { unpickle, PickleGlobal, DATA_GLOBALS, type PickleValue, type UnpickleOptions } from "./io/pickle.ts";
-export { heapEnv, startedWithHeapEnv } from "./heap.ts";
 
 /** Facts about the libtorch the addon was built against. */
 export function buildInfo(): { torchVersion: string; cuda: boolean; parallelInfo: string } {
