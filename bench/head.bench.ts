@@ -9,7 +9,7 @@ import { spawn } from "node:child_process";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
-import { collectJsonLines, freePort, launch } from "../src/dist/index.ts";
+import { collectJsonLines, freePort, launch } from "../src/distributed/index.ts";
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const { values: args } = parseArgs({

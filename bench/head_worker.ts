@@ -2,7 +2,7 @@
 // SGD with momentum on the shard) on random embeddings; prints one JSON line.
 import fs from "node:fs";
 import * as T from "../src/torch/index.ts";
-import { ProcessGroup } from "../src/dist/index.ts";
+import { ProcessGroup } from "../src/distributed/index.ts";
 import { PartialFC } from "../src/head/index.ts";
 import { SGD } from "../src/optim/index.ts";
 

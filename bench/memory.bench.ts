@@ -14,7 +14,7 @@ import { spawnSync } from "node:child_process";
 import { mkdirSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
-import { collectJsonLines, launch } from "../src/dist/index.ts";
+import { collectJsonLines, launch } from "../src/distributed/index.ts";
 import { resolvePreset } from "../src/models/index.ts";
 import type { MemoryConfig } from "./memory_worker.ts";
 

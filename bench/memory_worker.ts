@@ -3,7 +3,7 @@
 // prints one JSON line: peak resident memory (the process's maxRSS), the RSS once everything is
 // built (the baseline the steps add to), and each timed step's wall time.
 import * as T from "../src/torch/index.ts";
-import { ProcessGroup } from "../src/dist/index.ts";
+import { ProcessGroup } from "../src/distributed/index.ts";
 import { PartialFC } from "../src/head/index.ts";
 import { SGD } from "../src/optim/index.ts";
 import { type CheckpointPolicy, buildBackbone } from "../src/models/index.ts";

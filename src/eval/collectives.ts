@@ -1,8 +1,8 @@
 // The collectives the pair evaluation needs, injected so that the same code runs in one process,
-// across the ranks of a src/dist process group, or across simulated ranks in tests.
+// across the ranks of a src/distributed process group, or across simulated ranks in tests.
 // Every rank must make the same calls in the same order.
 import * as T from "../torch/index.ts";
-import type { ProcessGroup } from "../dist/index.ts";
+import type { ProcessGroup } from "../distributed/index.ts";
 
 export interface Collectives {
   readonly rank: number;
@@ -71,7 +71,7 @@ export function simulatedGroup(worldSize: number): Collectives[] {
 }
 
 /**
- * The collectives over a src/dist process group (Gloo on CPU). Gathers of arrays whose lengths
+ * The collectives over a src/distributed process group (Gloo on CPU). Gathers of arrays whose lengths
  * differ by rank first gather the lengths, then pad to the longest.
  */
 export function processGroupCollectives(group: ProcessGroup): Collectives {

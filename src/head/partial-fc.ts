@@ -14,7 +14,7 @@
 // c10d collectives carry no autograd, so forward returns the loss joined to the local embeddings
 // through a surrogate whose gradient is the precomputed feature gradient.
 //
-// Gradient convention: the data-parallel backbone (src/dist DataParallel) AVERAGES gradients over
+// Gradient convention: the data-parallel backbone (src/distributed DataParallel) AVERAGES gradients over
 // ranks, like DDP. So that the backbone ends with the true gradient of the mean global-batch loss,
 // the feature gradient handed to autograd is W × ∂L/∂(local embeddings) by default
 // (`featureGradScale: "world"`, what arcface_torch does in AllGather's backward). With "true" it
@@ -27,7 +27,7 @@
 // sampled weight is an index of the full parameter.
 import * as T from "../torch/index.ts";
 import { type Tensor } from "../torch/index.ts";
-import { type ProcessGroup } from "../dist/index.ts";
+import { type ProcessGroup } from "../distributed/index.ts";
 import { CombinedMargin, type CombinedMarginOptions } from "../losses/index.ts";
 import { type ClassShard, classShard, initialShardWeight } from "./shard.ts";
 

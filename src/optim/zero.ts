@@ -20,7 +20,7 @@
 // parameters laid end to end, padding excluded), so they load on any world size.
 import * as T from "../torch/index.ts";
 import { type Tensor } from "../torch/index.ts";
-import { type ProcessGroup, wireDtype } from "../dist/index.ts";
+import { type ProcessGroup, wireDtype } from "../distributed/index.ts";
 import { type Optimizer, type OptimizerStateDict } from "./optimizer.ts";
 
 type Hyper = { lr: number } & Record<string, number | boolean>;

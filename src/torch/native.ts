@@ -103,7 +103,7 @@ export interface NativeModule {
   getRngState(): NativeTensor;
   setRngState(state: NativeTensor): void;
   tuneMalloc(mmapThreshold: number, trimThreshold: number): boolean;
-  // c10d (src/dist wraps these)
+  // c10d (src/distributed wraps these)
   storeCreate(
     host: string,
     port: number,

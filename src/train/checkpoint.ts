@@ -15,7 +15,7 @@ import fs from "node:fs";
 import path from "node:path";
 import { createHash } from "node:crypto";
 import * as T from "../torch/index.ts";
-import { type ProcessGroup } from "../dist/index.ts";
+import { type ProcessGroup } from "../distributed/index.ts";
 import { type PartialFC, classShard } from "../head/index.ts";
 import {
   type Optimizer,

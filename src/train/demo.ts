@@ -8,7 +8,7 @@ import path from "node:path";
 import * as T from "../torch/index.ts";
 import { DataLoader, synthesizeDataset } from "../data/index.ts";
 import { batchToTensors } from "../data/tensors.ts";
-import { ProcessGroup } from "../dist/index.ts";
+import { ProcessGroup } from "../distributed/index.ts";
 import { type Backbone } from "../models/index.ts";
 import { parseConfig, type TrainConfigInput } from "./config.ts";
 import { type TrainEvent, type TrainResult, train } from "./trainer.ts";

@@ -4,7 +4,7 @@
 // not finite and halve the scale; double it after `growthInterval` good steps in a row).
 import * as T from "../torch/index.ts";
 import { type Tensor } from "../torch/index.ts";
-import { type ProcessGroup } from "../dist/index.ts";
+import { type ProcessGroup } from "../distributed/index.ts";
 
 export type AmpMode = "none" | "bf16" | "fp16";
 

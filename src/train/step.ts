@@ -10,7 +10,7 @@
 // Every switch is independent: micro-batches, checkpointing, AMP and ZeRO compose freely.
 import * as T from "../torch/index.ts";
 import { type Tensor } from "../torch/index.ts";
-import { DataParallel, type ProcessGroup } from "../dist/index.ts";
+import { DataParallel, type ProcessGroup } from "../distributed/index.ts";
 import { type PartialFC } from "../head/index.ts";
 import { type Optimizer, ZeroOptimizer, clipGradNorm } from "../optim/index.ts";
 import { type CheckpointPolicy } from "../models/index.ts";

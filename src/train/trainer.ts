@@ -6,7 +6,7 @@
 import fs from "node:fs";
 import path from "node:path";
 import * as T from "../torch/index.ts";
-import { ProcessGroup } from "../dist/index.ts";
+import { ProcessGroup } from "../distributed/index.ts";
 import { PartialFC } from "../head/index.ts";
 import { MARGIN_PRESETS } from "../losses/index.ts";
 import { type Backbone, buildBackbone } from "../models/index.ts";

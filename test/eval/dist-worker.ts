@@ -1,6 +1,6 @@
 // A rank of test/eval/dist.test.ts: evaluates the shared test set over a real process group and
 // prints one JSON line per configuration.
-import { ProcessGroup, placementFromEnv } from "../../src/dist/index.ts";
+import { ProcessGroup, placementFromEnv } from "../../src/distributed/index.ts";
 import { evaluatePairs, processGroupCollectives } from "../../src/eval/index.ts";
 import { DIST_CASES, distInput } from "./dist-case.ts";
 

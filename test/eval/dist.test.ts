@@ -1,10 +1,10 @@
-// Distributed evaluation over real processes (Gloo on localhost, started by src/dist's launcher)
+// Distributed evaluation over real processes (Gloo on localhost, started by src/distributed's launcher)
 // gives the numbers of one process.
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
-import { launch } from "../../src/dist/index.ts";
+import { launch } from "../../src/distributed/index.ts";
 import { evaluatePairs } from "../../src/eval/index.ts";
 import { DIST_CASES, distInput } from "./dist-case.ts";
 

@@ -1,7 +1,7 @@
 // A rank of test/head/head.test.ts: the model-parallel head's loss and gradients against one
 // process computing the full (or sampled-set) margin softmax on the gathered batch.
 import * as T from "../../src/torch/index.ts";
-import { ProcessGroup } from "../../src/dist/index.ts";
+import { ProcessGroup } from "../../src/distributed/index.ts";
 import { CombinedMargin, type CombinedMarginOptions } from "../../src/losses/index.ts";
 import { PartialFC, classShard, initialShardWeight } from "../../src/head/index.ts";
 

@@ -1,7 +1,7 @@
 // Launches a worker script on K local ranks (Gloo on localhost) and collects the JSON line each
 // prints. Rejects, with the ranks' stderr, when the job fails.
 import assert from "node:assert/strict";
-import { collectJsonLines, launch } from "../../src/dist/index.ts";
+import { collectJsonLines, launch } from "../../src/distributed/index.ts";
 
 export async function runRanks<R>(
   k: number,

@@ -3,7 +3,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import * as T from "../../src/torch/index.ts";
-import { ProcessGroup } from "../../src/dist/index.ts";
+import { ProcessGroup } from "../../src/distributed/index.ts";
 import { PartialFC } from "../../src/head/index.ts";
 import { SGD } from "../../src/optim/index.ts";
 import { type CheckpointPolicy, IResNet } from "../../src/models/index.ts";

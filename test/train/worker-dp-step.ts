@@ -4,7 +4,7 @@
 import * as T from "../../src/torch/index.ts";
 import { Linear, PReLU, Sequential } from "../../src/nn/index.ts";
 import { SGD } from "../../src/optim/index.ts";
-import { ProcessGroup } from "../../src/dist/index.ts";
+import { ProcessGroup } from "../../src/distributed/index.ts";
 import { PartialFC } from "../../src/head/index.ts";
 import { TrainStep } from "../../src/train/index.ts";
 

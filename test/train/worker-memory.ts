@@ -6,7 +6,7 @@
 // skips the step on every rank, halves the scale and leaves every parameter as a run that never
 // saw that step's batch; training then goes on and the scale grows back.
 import * as T from "../../src/torch/index.ts";
-import { ProcessGroup } from "../../src/dist/index.ts";
+import { ProcessGroup } from "../../src/distributed/index.ts";
 import { PartialFC } from "../../src/head/index.ts";
 import { SGD } from "../../src/optim/index.ts";
 import { IResNet, type CheckpointPolicy } from "../../src/models/index.ts";

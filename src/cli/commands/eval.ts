@@ -1,6 +1,6 @@
 // `mfr eval`: exact TPR@FPR over all pairs of an embedded test set, by mask group.
 import type { Command } from "commander";
-import { ProcessGroup, placementFromEnv } from "../../dist/index.ts";
+import { ProcessGroup, placementFromEnv } from "../../distributed/index.ts";
 import * as T from "../../torch/index.ts";
 import { embedDataset, openEmbedder } from "../../export/index.ts";
 import {

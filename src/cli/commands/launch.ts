@@ -2,7 +2,7 @@
 import type { Command } from "commander";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
-import { launch } from "../../dist/index.ts";
+import { launch } from "../../distributed/index.ts";
 
 const cliMain = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../main.ts");
 

@@ -1,9 +1,9 @@
-// A rank of test/dist/data-parallel.test.ts: a BN-free network trained data-parallel for a few
+// A rank of test/distributed/data-parallel.test.ts: a BN-free network trained data-parallel for a few
 // steps must match one process training on the concatenated batch.
 import * as T from "../../src/torch/index.ts";
 import { Linear, PReLU, Sequential } from "../../src/nn/index.ts";
 import { SGD } from "../../src/optim/index.ts";
-import { DataParallel, ProcessGroup } from "../../src/dist/index.ts";
+import { DataParallel, ProcessGroup } from "../../src/distributed/index.ts";
 
 const g = ProcessGroup.init(undefined, { timeoutMs: 20000 });
 const mode = (process.env.TEST_DP_MODE ?? "overlap") as "overlap" | "post" | "fp16";

@@ -88,7 +88,7 @@ export class ProcessGroup {
     return new ProcessGroup(placement.rank, placement.worldSize, group, store, backend);
   }
 
-  /** @internal The native group, for src/dist's own machinery (the Reducer). */
+  /** @internal The native group, for src/distributed's own machinery (the Reducer). */
   nativeGroup(): NativeGroup {
     return this.g();
   }

@@ -1,6 +1,6 @@
-// A rank of test/dist/group.test.ts: runs collectives and prints one JSON line of results.
+// A rank of test/distributed/group.test.ts: runs collectives and prints one JSON line of results.
 import * as T from "../../src/torch/index.ts";
-import { ProcessGroup, placementFromEnv } from "../../src/dist/index.ts";
+import { ProcessGroup, placementFromEnv } from "../../src/distributed/index.ts";
 
 const p = placementFromEnv();
 const g = ProcessGroup.init(p, { timeoutMs: Number(process.env.TEST_TIMEOUT_MS ?? 20000) });

@@ -3,7 +3,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
-import { launch } from "../../src/dist/index.ts";
+import { launch } from "../../src/distributed/index.ts";
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 
