@@ -18,6 +18,8 @@ dpkg -s libgloo-dev >/dev/null 2>&1 || need+=(libgloo-dev)
 dpkg -s libopenblas0-pthread >/dev/null 2>&1 || need+=(libopenblas0-pthread)
 # Python's onnx checker: the export tests run every exported file through it.
 dpkg -s python3-onnx >/dev/null 2>&1 || need+=(python3-onnx)
+# PyTorch for the interop tests (arcface_torch weights both ways) and the benchmarks' other side.
+dpkg -s python3-torch >/dev/null 2>&1 || need+=(python3-torch)
 command -v make >/dev/null 2>&1 || need+=(make)
 command -v g++ >/dev/null 2>&1 || need+=(g++)
 if ((${#need[@]})); then
@@ -27,8 +29,8 @@ if ((${#need[@]})); then
   fi
   log "installing Debian packages: ${need[*]}"
   export DEBIAN_FRONTEND=noninteractive
-  apt-get update -qq
-  apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+  apt-get update -qq -o DPkg::Lock::Timeout=600
+  apt-get install -y -qq -o DPkg::Lock::Timeout=600 --no-install-recommends "${need[@]}" >/dev/null
 fi
 
 # 2. npm packages, when node_modules is missing or older than the lockfile.
