@@ -16,8 +16,17 @@ export interface DataParallelOptions {
   overlap?: boolean;
 }
 
-/** The dtype gradients travel in for a `compress` setting. */
-export function wireDtype(compress: DataParallelOptions["compress"]): "f32" | "f16" | "bf16" {
+/** Why bf16 gradient compression is refused on Gloo (the config check and the wire say it). */
+export const GLOO_NO_BF16 =
+  "bf16 needs NCCL (CUDA): Gloo, the CPU backend, has no bf16 all-reduce in this libtorch; " +
+  "use 'fp16' (the same 2 bytes per gradient on the wire) or 'none'";
+
+/** The dtype gradients travel in for a `compress` setting over `group`'s backend. */
+export function wireDtype(
+  compress: DataParallelOptions["compress"],
+  group: Pick<ProcessGroup, "backend">,
+): "f32" | "f16" | "bf16" {
+  if (compress === "bf16" && group.backend === "gloo") throw new Error(`dist.compress: ${GLOO_NO_BF16}`);
   return compress === "fp16" ? "f16" : compress === "bf16" ? "bf16" : "f32";
 }
 
@@ -30,6 +39,7 @@ export class DataParallel {
     readonly params: readonly T.Tensor[],
     readonly o: DataParallelOptions = {},
   ) {
+    wireDtype(o.compress, group); // refuses what the backend cannot carry before any step runs
     const capBytes = (o.bucketCapMB ?? 25) * 1024 * 1024;
     const canOverlap =
       group.worldSize > 1 &&
@@ -83,7 +93,7 @@ export class DataParallel {
         });
         let flat = T.cat(grads.map((g) => g.flatten()));
         for (const g of grads) g.dispose();
-        const wire = wireDtype(this.o.compress);
+        const wire = wireDtype(this.o.compress, this.group);
         if (wire !== "f32") {
           const c = flat.to(wire);
           flat.dispose();

@@ -8,4 +8,4 @@ export {
   type LaunchOptions,
   type LaunchResult,
 } from "./launch.ts";
-export { DataParallel, wireDtype, type DataParallelOptions } from "./data-parallel.ts";
+export { DataParallel, GLOO_NO_BF16, wireDtype, type DataParallelOptions } from "./data-parallel.ts";

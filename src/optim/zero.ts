@@ -81,6 +81,7 @@ export class ZeroOptimizer {
     make: (shardGroups: { params: Tensor[]; options?: Partial<Hyper> }[]) => ZeroInner,
     readonly o: ZeroOptions,
   ) {
+    wireDtype(o.compress, group); // refuses what the backend cannot carry before any step runs
     const W = group.worldSize;
     const capElems = Math.max(1, Math.floor(((o.bucketCapMB ?? 25) * 1024 * 1024) / 4));
     let offset = 0;
@@ -223,7 +224,7 @@ export class ZeroOptimizer {
           if (pad > 0) parts.push(T.zeros([pad]));
           let flat = T.cat(parts);
           for (const p of b.params) p.grad = undefined;
-          const wire = wireDtype(this.o.compress);
+          const wire = wireDtype(this.o.compress, this.group);
           if (wire !== "f32") flat = flat.to(wire);
           const out = wire === "f32" ? g : T.empty([b.piece], { dtype: wire });
           this.group.reduceScatter(out, flat.split(b.piece, 0)).wait();

@@ -2,6 +2,7 @@
 // derived by spreading; `--set key=value` overrides with errors that name the key.
 import { z } from "zod";
 import { JPEG_MODES } from "../data/index.ts";
+import { GLOO_NO_BF16 } from "../distributed/index.ts";
 
 const margin = z.object({
   s: z.number().positive(),
@@ -119,6 +120,13 @@ export const TrainConfigSchema = z
         code: "custom",
         path: ["train", "zero"],
         message: "ZeRO shards parameters element-wise; LARS needs whole layers (use sgd or adamw)",
+      });
+    }
+    if (c.dist.compress === "bf16") {
+      ctx.addIssue({
+        code: "custom",
+        path: ["dist", "compress"],
+        message: GLOO_NO_BF16,
       });
     }
   });

@@ -3,7 +3,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
-import { launch } from "../../src/distributed/index.ts";
+import { launch, wireDtype } from "../../src/distributed/index.ts";
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 
@@ -38,6 +38,7 @@ for (const [mode, tol, overlapped] of [
   ["overlap", 1e-5, true],
   ["post", 1e-5, false],
   ["fp16", 2e-3, true],
+  ["fp16-post", 2e-3, false],
 ] as const) {
   test(`3 data-parallel SGD steps on 2 ranks equal one process (${mode})`, async () => {
     const lines = await run(mode);
@@ -48,3 +49,17 @@ for (const [mode, tol, overlapped] of [
     }
   });
 }
+
+test("bf16 gradient compression on 2 Gloo ranks is refused before any step, with the reason", async () => {
+  const lines = await run("bf16");
+  assert.equal(lines.length, 2);
+  for (const l of lines) assert.match(String(l.refused), /dist\.compress: bf16 needs NCCL.*use 'fp16'/);
+});
+
+test("the wire dtype follows dist.compress; bf16 only where the backend carries it", () => {
+  assert.equal(wireDtype("none", { backend: "gloo" }), "f32");
+  assert.equal(wireDtype("fp16", { backend: "gloo" }), "f16");
+  assert.equal(wireDtype("bf16", { backend: "nccl" }), "bf16");
+  assert.equal(wireDtype("bf16", { backend: "none" }), "bf16");
+  assert.throws(() => wireDtype("bf16", { backend: "gloo" }), /Gloo/);
+});

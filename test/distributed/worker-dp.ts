@@ -6,7 +6,7 @@ import { SGD } from "../../src/optim/index.ts";
 import { DataParallel, ProcessGroup } from "../../src/distributed/index.ts";
 
 const g = ProcessGroup.init(undefined, { timeoutMs: 20000 });
-const mode = (process.env.TEST_DP_MODE ?? "overlap") as "overlap" | "post" | "fp16";
+const mode = (process.env.TEST_DP_MODE ?? "overlap") as "overlap" | "post" | "fp16" | "fp16-post" | "bf16";
 const LOCAL = 4;
 const STEPS = 3;
 
@@ -21,10 +21,17 @@ function globalBatch(step: number): { x: T.Tensor; y: T.Tensor } {
 
 // Every rank starts from different weights: the broadcast must make them rank 0's.
 const net = makeNet(g.rank + 1);
-const dp = new DataParallel(g, net.parameters(), {
-  overlap: mode !== "post",
-  compress: mode === "fp16" ? "fp16" : "none",
-});
+let dp: DataParallel;
+try {
+  dp = new DataParallel(g, net.parameters(), {
+    overlap: mode !== "post" && mode !== "fp16-post",
+    compress: mode.startsWith("fp16") ? "fp16" : mode === "bf16" ? "bf16" : "none",
+  });
+} catch (e) {
+  console.log(JSON.stringify({ rank: g.rank, mode, refused: (e as Error).message }));
+  g.destroy();
+  process.exit(0);
+}
 dp.broadcastFromRoot();
 const ref = makeNet(1);
 const opt = new SGD(net.parameters(), { lr: 0.1, momentum: 0.9 });

@@ -44,6 +44,12 @@ test("peak-memory switches: defaults, and bad combinations name the key", () => 
     /train\.zero: ZeRO shards parameters element-wise; LARS needs whole layers/,
   );
   assert.throws(() => parseConfig({ ...base, train: { zero: 3 } }), /train\.zero/);
+  // Gloo has no bf16 all-reduce: refused when the config is read, not at the first step.
+  assert.throws(
+    () => parseConfig({ ...base, dist: { compress: "bf16" } }),
+    /dist\.compress: bf16 needs NCCL \(CUDA\).*use 'fp16'/,
+  );
+  assert.equal(parseConfig({ ...base, dist: { compress: "fp16" } }).dist.compress, "fp16");
   assert.throws(() => parseConfig({ ...base, train: { checkpoint: { every: 0 } } }), /train\.checkpoint/);
   assert.deepEqual(parseConfig(applyOverrides(base, ['train.checkpoint={"every":4}'])).train.checkpoint, {
     every: 4,
