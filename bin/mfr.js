@@ -1,10 +1,9 @@
 #!/usr/bin/env node
-// Runs the TypeScript CLI through tsx so no build step is needed. glibc reads its heap settings
-// only at process start (src/torch/heap.ts says which and why), so a process started without them
-// runs the CLI in a child that has them, and exits as the child did.
+// Runs the TypeScript CLI through tsx's loader (preamble.js) so no build step is needed. glibc
+// reads its heap settings only at process start (src/torch/heap.ts says which and why), so a
+// process started without them runs the CLI in a child that has them, and exits as the child did.
 import { spawn } from "node:child_process";
-import { register } from "tsx/esm/api";
-register();
+import "./preamble.js";
 const { heapEnv, startedWithHeapEnv } = await import("../src/torch/heap.ts");
 
 if (startedWithHeapEnv()) {

@@ -208,10 +208,35 @@ function childShape(shape: unknown, k: string): unknown {
 export async function loadConfigFile(file: string, sets: readonly string[] = []): Promise<TrainConfig> {
   const { pathToFileURL } = await import("node:url");
   const { resolve } = await import("node:path");
-  const mod = (await import(pathToFileURL(resolve(file)).href)) as { default?: TrainConfigInput };
-  if (!mod.default) throw new Error(`${file}: a config module must export default defineConfig({...})`);
+  const mod = await importUnlessStuck<{ default?: unknown }>(pathToFileURL(resolve(file)).href, file);
+  const c = mod.default;
+  if (typeof c === "function")
+    throw new Error(
+      `${file}: the default export is a function; a config module must export the config object itself: ` +
+        `export default defineConfig({...})`,
+    );
+  if (typeof c !== "object" || c === null || Array.isArray(c))
+    throw new Error(`${file}: a config module must export default defineConfig({...})`);
   return parseConfig(
-    applyOverrides(mod.default, sets),
+    applyOverrides(c as TrainConfigInput, sets),
     sets.length ? `${file} with --set ${sets.join(" ")}` : file,
   );
+}
+
+/**
+ * import(), rejecting when the module can never finish loading: a top-level await that nothing
+ * left in the event loop can settle would otherwise let the process exit, successfully, in silence.
+ */
+async function importUnlessStuck<M>(url: string, file: string): Promise<M> {
+  let onIdle: (() => void) | undefined;
+  const stuck = new Promise<never>((_, reject) => {
+    onIdle = () =>
+      reject(new Error(`${file}: the module never finished loading (a top-level await that never settles)`));
+    process.once("beforeExit", onIdle);
+  });
+  try {
+    return await Promise.race([import(url) as Promise<M>, stuck]);
+  } finally {
+    process.off("beforeExit", onIdle!);
+  }
 }

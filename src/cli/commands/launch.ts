@@ -4,7 +4,10 @@ import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { launch } from "../../distributed/index.ts";
 
-const cliMain = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../main.ts");
+// Ranks start the way users start mfr: bin/mfr.js registers the TypeScript loader in-process, so
+// this process's execArgv holds no loader to pass on, and running src/cli/main.ts directly would
+// fail on the ".ts" extension.
+const mfrBin = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../../../bin/mfr.js");
 
 export function registerLaunch(program: Command): void {
   program
@@ -40,7 +43,8 @@ export function registerLaunch(program: Command): void {
           masterAddr: opts.masterAddr,
           masterPort: opts.masterPort,
           graceMs: opts.grace * 1000,
-          argv: [cliMain, ...command],
+          argv: [mfrBin, ...command],
+          execArgv: [],
         });
         const r = await job.result;
         if (r.exitCode !== 0) {
