@@ -45,6 +45,7 @@ export class RecDataset implements Dataset {
   readonly kind = "rec" as const;
   readonly reader: RecordIOReader;
   readonly numClasses: number | undefined;
+  readonly numClassesFrom: string | undefined;
   readonly imageSize: [number, number] | undefined;
   /** Image records' keys and offsets (views into the index where possible). */
   readonly keys: Float64Array;
@@ -82,19 +83,13 @@ export class RecDataset implements Dataset {
         this.offsets[k - 1] = offsets[p] as number;
       }
       this.numClasses = b - a;
+      this.numClassesFrom = `${rec} record 0`;
     } else {
       this.header0 = undefined;
       this.keys = keys;
       this.offsets = offsets;
       this.numClasses = prop?.identities;
-      // The head allocates a class centre per identity: a number no images back is refused here.
-      if (prop && prop.identities > this.keys.length) {
-        this.close();
-        throw new Error(
-          `${property}: declares ${prop.identities} identities but ${rec} holds only ${this.keys.length} ` +
-            `images (each identity needs at least one)`,
-        );
-      }
+      this.numClassesFrom = prop ? property : undefined;
     }
   }
 

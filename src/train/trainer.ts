@@ -90,6 +90,13 @@ async function openLoader(
     const numClasses = cfg.head.numClasses || dataset.numClasses;
     if (!numClasses)
       throw new Error(`head.numClasses: ${cfg.data.path} does not declare its identities; set it`);
+    // The head allocates a class centre per identity: a count only metadata vouches for (a
+    // property file, a list's largest label) must be backed by at least as many images.
+    if (!cfg.head.numClasses && dataset.numClassesFrom && numClasses > dataset.length)
+      throw new Error(
+        `${dataset.numClassesFrom}: declares ${numClasses} identities but ${cfg.data.path} holds only ` +
+          `${dataset.length} images; set head.numClasses to train that many classes anyway`,
+      );
     const loader = await DataLoader.open(dataset, {
       batchSize: cfg.data.batchSize,
       worldSize: group.worldSize,

@@ -47,7 +47,7 @@ const train = (data: string, ...sets: string[]): Promise<Run> =>
     "--set",
     `data.path=${data}`,
     "--set",
-    `runDir=${path.join(data, "run")}`,
+    `runDir=${data}.run`,
     ...sets.flatMap((s) => ["--set", s]),
   ]);
 
@@ -196,7 +196,7 @@ test("a valid first record followed by junk names the record and offset where th
   );
 });
 
-test("a property file claiming more identities than the pack has images is refused, naming it", async () => {
+test("identity counts only metadata vouches for are refused before the head allocates them", async () => {
   const dir = await tinyRec(2, 2);
   // Without record 0's header the identity count comes from `property` alone.
   const prop = path.join(dir, "property");
@@ -205,10 +205,27 @@ test("a property file claiming more identities than the pack has images is refus
   const buf = readFileSync(rec);
   buf.writeUInt32LE(0, 8); // record 0's flag -> 0: no header, a plain record
   writeFileSync(rec, buf);
-  assert.throws(
-    () => new RecDataset(dir),
-    (e: Error) =>
-      e.message ===
-      `${prop}: declares 100000000 identities but ${rec} holds only 7 images (each identity needs at least one)`,
+  assert.equal(new RecDataset(dir).numClasses, 1e8); // data info still reads it
+  const r = await train(dir, "data.batchSize=2");
+  assert.equal(r.hung, false, "the process did not exit by itself");
+  assert.equal(r.code, 1, r.stderr);
+  assert.ok(
+    r.stderr.includes(
+      `${prop}: declares 100000000 identities but ${dir} holds only 7 images; ` +
+        "set head.numClasses to train that many classes anyway",
+    ),
+    r.stderr,
+  );
+  assertKeysExist("head.numClasses");
+
+  // A list file: its largest label is the claim.
+  const list = path.join(dir, "train.lst");
+  writeFileSync(list, "a.jpg 0\nb.jpg 99999999\n"); // never decoded: refused before
+  const l = await train(list, "data.batchSize=2");
+  assert.equal(l.hung, false);
+  assert.equal(l.code, 1, l.stderr);
+  assert.ok(
+    l.stderr.includes(`${list}: declares 100000000 identities but ${list} holds only 2 images`),
+    l.stderr,
   );
 });
