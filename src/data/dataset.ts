@@ -18,6 +18,11 @@ export interface Dataset {
   readonly length: number;
   /** Number of identities, when the dataset declares it (folders, record 0, `property`). */
   readonly numClasses: number | undefined;
+  /**
+   * The metadata numClasses was read from ("…/property", "…/train.rec record 0", a list file),
+   * where it is a claim of the file rather than a count of what was found.
+   */
+  readonly numClassesFrom?: string;
   /** Nominal image size from the `property` file ([height, width]), when there is one. */
   readonly imageSize: [number, number] | undefined;
   locate(i: number): SampleLocator;

@@ -9,6 +9,7 @@
 // ~1 ms per image whatever its size: measured, the reason for the fast path (bench/data.bench.ts).
 import jpegTurbo from "@julusian/jpeg-turbo";
 import sharp from "sharp";
+import { SHARP_INPUT, checkImageHeader, checkImagePixels } from "./image-size.ts";
 import { JPEG_MODES, type JpegMode, TurboJpeg } from "./turbojpeg.ts";
 
 export type { JpegMode } from "./turbojpeg.ts";
@@ -48,6 +49,7 @@ export class ImageDecoder {
     readonly choice: DecoderChoice = "auto",
     jpegMode: JpegMode = "fast-idct",
   ) {
+    checkImagePixels(size, size);
     this.scratch = Buffer.alloc(Math.max(size * size * 3, 512 * 512 * 3));
     if (!JPEG_MODES.includes(jpegMode))
       throw new Error(`data.jpegMode must be one of ${JPEG_MODES.join(", ")}, got ${String(jpegMode)}`);
@@ -100,8 +102,10 @@ export class ImageDecoder {
 
   private async decodeWithSharp(bytes: Buffer): Promise<Uint8Array> {
     this.stats.sharp++;
+    // The same refusal, in the same words, as every other decode (sharp's own is terser).
+    checkImageHeader(bytes);
     // A copy: `bytes` may be a reused read buffer (readSampleReused), and sharp reads it later.
-    const { data, info } = await sharp(Buffer.from(bytes), { failOn: "warning" })
+    const { data, info } = await sharp(Buffer.from(bytes), SHARP_INPUT)
       .removeAlpha()
       .toColourspace("srgb")
       .resize(this.size, this.size, { fit: "fill" })

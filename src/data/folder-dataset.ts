@@ -20,6 +20,7 @@ class PathListDataset implements Dataset {
     readonly numClasses: number,
     /** Identity names (folder names) when known. */
     readonly identityNames: string[] | undefined,
+    readonly numClassesFrom?: string,
   ) {}
 
   get length(): number {
@@ -100,5 +101,7 @@ export function openListDataset(listFile: string): FolderDataset {
     if (label > maxLabel) maxLabel = label;
   });
   if (paths.length === 0) throw new Error(`${listFile}: the list names no images`);
-  return new PathListDataset("list", listFile, root, paths, Int32Array.from(labels), maxLabel + 1, undefined);
+  // The largest label decides the class count: one line can claim any number of identities.
+  const n = maxLabel + 1;
+  return new PathListDataset("list", listFile, root, paths, Int32Array.from(labels), n, undefined, listFile);
 }

@@ -10,7 +10,8 @@ export { ShardedSampler, type SamplerOptions, type TailPolicy } from "./sampler.
 export { DataLoader, type Batch, type BadSampleWarning, type LoaderOptions } from "./loader.ts";
 export { ImageDecoder, type OutputDType, type Layout, type DecoderChoice, type JpegMode } from "./decode.ts";
 export { JPEG_MODES } from "./turbojpeg.ts";
-export { inspectDataset, sniffImage, type DatasetInfo, type CorruptSample } from "./info.ts";
+export { inspectDataset, type DatasetInfo, type CorruptSample } from "./info.ts";
+export { MAX_IMAGE_PIXELS, sniffImage } from "./image-size.ts";
 export { packDataset } from "./pack.ts";
 export { Rng, hash32, hashString } from "./rng.ts";
 export { ARCFACE_TEMPLATE, similarityTransform, type Landmarks5 } from "./mask/template.ts";

@@ -5,6 +5,7 @@ import sharp from "sharp";
 import type { Dataset } from "./dataset.ts";
 import { FileCache, readSample } from "./dataset.ts";
 import { ImageDecoder } from "./decode.ts";
+import { SHARP_INPUT, checkImagePixels, sniffImage } from "./image-size.ts";
 import { openDataset } from "./open.ts";
 
 export interface CorruptSample {
@@ -27,37 +28,6 @@ export interface DatasetInfo {
   /** "jpeg" / "png" / "other" -> count. */
   formats: Record<string, number>;
   corrupt: CorruptSample[];
-}
-
-/** Format and size from the image's header bytes, or a reason it is not a whole image. */
-export function sniffImage(b: Buffer): { format: string; width: number; height: number } | { error: string } {
-  if (b.length >= 4 && b[0] === 0xff && b[1] === 0xd8 && b[2] === 0xff) {
-    let end = b.length;
-    while (end > 2 && b[end - 1] === 0) end--; // some writers pad with zeros
-    if (b[end - 2] !== 0xff || b[end - 1] !== 0xd9)
-      return { error: "JPEG is cut short (no end-of-image marker)" };
-    let p = 2;
-    while (p + 9 < b.length) {
-      if (b[p] !== 0xff) return { error: `JPEG marker expected at byte ${p}` };
-      const m = b[p + 1] as number;
-      if (m === 0xff) {
-        p++;
-        continue;
-      }
-      const len = b.readUInt16BE(p + 2);
-      if (m >= 0xc0 && m <= 0xcf && m !== 0xc4 && m !== 0xc8 && m !== 0xcc)
-        return { format: "jpeg", height: b.readUInt16BE(p + 5), width: b.readUInt16BE(p + 7) };
-      if (m === 0xda) break;
-      p += 2 + len;
-    }
-    return { error: "JPEG has no frame header" };
-  }
-  if (b.length >= 24 && b.readUInt32BE(0) === 0x89504e47 && b.readUInt32BE(12) === 0x49484452) {
-    if (b.indexOf("IEND", Math.max(0, b.length - 16)) < 0)
-      return { error: "PNG is cut short (no IEND chunk)" };
-    return { format: "png", width: b.readUInt32BE(16), height: b.readUInt32BE(20) };
-  }
-  return { error: "not a JPEG or PNG image" };
 }
 
 export interface InspectOptions {
@@ -142,8 +112,10 @@ export async function inspectDataset(source: string | Dataset, o: InspectOptions
 async function decodeAnySize(decoders: Map<number, ImageDecoder>, bytes: Buffer): Promise<void> {
   const s = sniffImage(bytes);
   if ("error" in s) throw new Error(s.error);
+  // Before the decoder's buffer is sized from the header's claim.
+  checkImagePixels(s.width, s.height);
   if (s.width !== s.height) {
-    await sharp(bytes, { failOn: "warning" }).raw().toBuffer();
+    await sharp(bytes, SHARP_INPUT).raw().toBuffer();
     return;
   }
   let d = decoders.get(s.width);

@@ -109,16 +109,30 @@ export class DataLoader extends EventEmitter<LoaderEvents> {
     private readonly pool: DecodePool,
     private readonly o: LoaderOptions,
     spec: OutputSpec,
+    sampler: ShardedSampler,
   ) {
     super();
     this.spec = spec;
-    this.sampler = new ShardedSampler({ ...o, length: dataset.length });
+    this.sampler = sampler;
     this.prefetch = Math.max(1, o.prefetch ?? 2 * pool.size);
     this.reuse = o.reuseBuffers ?? true;
   }
 
+  /**
+   * Validates the options, then starts the decode workers. On any error nothing is left running:
+   * live workers would keep the process (and, under a launcher, the whole job) from exiting.
+   */
   static async open(dataset: Dataset | string, o: LoaderOptions): Promise<DataLoader> {
     const ds = typeof dataset === "string" ? openDataset(dataset) : dataset;
+    try {
+      return await DataLoader.start(ds, o);
+    } catch (e) {
+      if (typeof dataset === "string") ds.close();
+      throw e;
+    }
+  }
+
+  private static async start(ds: Dataset, o: LoaderOptions): Promise<DataLoader> {
     const frac = o.maxBadFraction ?? 0.001;
     if (!(frac >= 0 && frac <= 1)) throw new Error(`data.maxBadFraction must be in [0, 1], got ${frac}`);
     for (const k of ["flipProb", "maskProb"] as const) {
@@ -133,6 +147,7 @@ export class DataLoader extends EventEmitter<LoaderEvents> {
       dtype: o.dtype ?? "f32",
       layout: o.layout ?? "nchw",
     };
+    const sampler = new ShardedSampler({ ...o, length: ds.length });
     const maskProb = o.maskProb ?? 0.35;
     const pool = await DecodePool.start(o.workers ?? 2, {
       type: "init",
@@ -142,7 +157,7 @@ export class DataLoader extends EventEmitter<LoaderEvents> {
       maskVariants: maskProb > 0 ? (o.maskVariants ?? 24) : 0,
       maskBankSeed: o.seed ?? 0,
     });
-    return new DataLoader(ds, pool, o, spec);
+    return new DataLoader(ds, pool, o, spec, sampler);
   }
 
   /** Batches of one epoch, from `startStep` (resume), decoded `prefetch` batches ahead. */

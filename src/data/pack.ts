@@ -2,7 +2,7 @@
 // as they are (no re-encoding, so no quality loss); identities keep their order, numbered 0..C-1.
 import { readFileSync } from "node:fs";
 import type { Dataset } from "./dataset.ts";
-import { sniffImage } from "./info.ts";
+import { sniffImage } from "./image-size.ts";
 import { openDataset } from "./open.ts";
 import { type IdentityImages, writeRecDataset } from "./rec-dataset.ts";
 

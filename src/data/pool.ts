@@ -39,7 +39,13 @@ export class DecodePool {
     const url = new URL("./decode-worker.ts", import.meta.url);
     const ws = Array.from({ length: n }, () => new PoolWorker(startWorker(url)));
     const pool = new DecodePool(ws);
-    await Promise.all(ws.map((w) => pool.attach(w, init)));
+    try {
+      await Promise.all(ws.map((w) => pool.attach(w, init)));
+    } catch (e) {
+      // One worker failed to start: the others would keep the process alive forever.
+      await pool.close();
+      throw e;
+    }
     return pool;
   }
 

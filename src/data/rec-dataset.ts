@@ -45,6 +45,7 @@ export class RecDataset implements Dataset {
   readonly kind = "rec" as const;
   readonly reader: RecordIOReader;
   readonly numClasses: number | undefined;
+  readonly numClassesFrom: string | undefined;
   readonly imageSize: [number, number] | undefined;
   /** Image records' keys and offsets (views into the index where possible). */
   readonly keys: Float64Array;
@@ -61,8 +62,7 @@ export class RecDataset implements Dataset {
     const { keys, offsets } = this.reader.index;
     const h0 = this.reader.positionOf(0) >= 0 ? unpackIR(this.reader.read(0)).header : undefined;
     if (h0 && h0.flag > 0 && typeof h0.label !== "number") {
-      const a = Math.round(h0.label[0] ?? 0);
-      const b = Math.round(h0.label[1] ?? a);
+      const [a, b] = this.checkHeader0(h0.label);
       this.header0 = [a, b];
       const n = Math.max(0, a - 1);
       if (this.reader.contiguousFrom === 0 && n < this.reader.length) {
@@ -75,18 +75,43 @@ export class RecDataset implements Dataset {
       }
       for (let k = 1; k < a && this.keys.buffer !== keys.buffer; k++) {
         const p = this.reader.positionOf(k);
-        if (p < 0)
+        if (p < 0) {
+          this.close();
           throw new RecordIOError(rec, `record 0 says images are keys 1..${a - 1} but key ${k} is missing`);
+        }
         this.keys[k - 1] = k;
         this.offsets[k - 1] = offsets[p] as number;
       }
       this.numClasses = b - a;
+      this.numClassesFrom = `${rec} record 0`;
     } else {
       this.header0 = undefined;
       this.keys = keys;
       this.offsets = offsets;
       this.numClasses = prop?.identities;
+      this.numClassesFrom = prop ? property : undefined;
     }
+  }
+
+  /**
+   * Record 0's label [A, B): image keys 1..A-1, identity keys A..B-1. Float32 labels are rounded
+   * (exact integers only up to 2^24); what no pack can hold (NaN, A < 1, B < A, more identity
+   * records than records) is an error, not an empty dataset.
+   */
+  private checkHeader0(label: Float32Array): [number, number] {
+    const a = Math.round(label[0] ?? NaN);
+    const b = Math.round(label[1] ?? a);
+    const n = this.reader.length;
+    if (!(a >= 1 && b >= a && a - 1 <= n && b - a <= n)) {
+      this.close();
+      throw new RecordIOError(
+        this.reader.recPath,
+        `header label [${Array.from(label.subarray(0, 2)).join(", ")}] is not an ` +
+          `[image end, identity end) key range of this ${n}-record file`,
+        0,
+      );
+    }
+    return [a, b];
   }
 
   get length(): number {

@@ -25,6 +25,12 @@ export class RecordIOError extends Error {
   }
 }
 
+/** Why no record starts at `pos`: at byte 0 the file is not RecordIO at all. */
+function badMagic(magic: number, pos: number): string {
+  const found = `bad magic 0x${magic.toString(16).padStart(8, "0")} at byte ${pos} (expected 0xced7230a)`;
+  return pos === 0 ? `not a RecordIO file: ${found}` : `${found}: no record starts there`;
+}
+
 /** mxnet.recordio.IRHeader: flag (number of float labels when > 0), label, id, id2. */
 export interface IRHeader {
   flag: number;
@@ -107,8 +113,7 @@ function readRecordParts(fd: number, offset: number, fileSize: number): Buffer {
     if (pos + 8 > fileSize) throw new Error(`record header at byte ${pos} runs past the end of the file`);
     readSync(fd, head, 0, 8, pos);
     const magic = head.readUInt32LE(0);
-    if (magic !== RECORDIO_MAGIC)
-      throw new Error(`bad magic 0x${magic.toString(16)} at byte ${pos} (expected 0xced7230a)`);
+    if (magic !== RECORDIO_MAGIC) throw new Error(badMagic(magic, pos));
     const lrec = head.readUInt32LE(4);
     const cflag = lrec >>> 29;
     const len = lrec & MAX_PART;
@@ -331,8 +336,8 @@ export function scanRecords(recPath: string): RecordIndex {
         if (pos + 8 > size)
           throw new RecordIOError(recPath, `truncated: record header at byte ${pos} is cut short`);
         readSync(fd, head, 0, 8, pos);
-        if (head.readUInt32LE(0) !== RECORDIO_MAGIC)
-          throw new RecordIOError(recPath, `bad magic at byte ${pos}`);
+        const magic = head.readUInt32LE(0);
+        if (magic !== RECORDIO_MAGIC) throw new RecordIOError(recPath, badMagic(magic, pos));
         const lrec = head.readUInt32LE(4);
         pos += 8 + (((lrec & MAX_PART) + 3) & ~3);
         const cflag = lrec >>> 29;
@@ -347,6 +352,9 @@ export function scanRecords(recPath: string): RecordIndex {
     closeSync(fd);
   }
 }
+
+/** A record header without the RecordIO magic number (as opposed to one cut short). */
+class BadMagicError extends Error {}
 
 /**
  * Random access to an indexed .rec (MXIndexedRecordIO's 'r' mode). Opening checks that the files
@@ -388,7 +396,27 @@ export class RecordIOReader {
     }
     this.contiguousFrom = contiguous ? k0 : null;
     if (!contiguous) for (let i = 0; i < n; i++) this.byKey.set(keys[i] as number, i);
+    this.checkStart();
     if (last >= 0) this.checkEnd(last, idxPath);
+    else if (idxPath && this.size > 0) {
+      this.close();
+      throw new RecordIOError(
+        idxPath,
+        `lists no records but ${recPath} has ${this.size} bytes (the index is empty or was cut short)`,
+      );
+    }
+  }
+
+  /** Every .rec starts with a record: random bytes are reported as such, not as a truncation. */
+  private checkStart(): void {
+    if (this.size === 0) return;
+    const head = Buffer.alloc(4);
+    readSync(this.fd, head, 0, Math.min(4, this.size), 0);
+    const magic = head.readUInt32LE(0);
+    if (magic !== RECORDIO_MAGIC) {
+      this.close();
+      throw new RecordIOError(this.recPath, badMagic(magic, 0));
+    }
   }
 
   private checkEnd(last: number, idxPath: string | null): void {
@@ -398,7 +426,8 @@ export class RecordIOReader {
       end = this.endOf(this.index.offsets[last] as number);
     } catch (e) {
       this.close();
-      throw new RecordIOError(this.recPath, `truncated: last record: ${(e as Error).message}`, key);
+      const why = e instanceof BadMagicError ? "" : "truncated: ";
+      throw new RecordIOError(this.recPath, `${why}last record: ${(e as Error).message}`, key);
     }
     if (end < this.size && idxPath) {
       this.close();
@@ -417,7 +446,8 @@ export class RecordIOReader {
       if (pos + 8 > this.size)
         throw new Error(`header at byte ${pos} runs past the end (${this.size} bytes)`);
       readSync(this.fd, head, 0, 8, pos);
-      if (head.readUInt32LE(0) !== RECORDIO_MAGIC) throw new Error(`bad magic at byte ${pos}`);
+      const magic = head.readUInt32LE(0);
+      if (magic !== RECORDIO_MAGIC) throw new BadMagicError(badMagic(magic, pos));
       const lrec = head.readUInt32LE(4);
       const len = lrec & MAX_PART;
       if (pos + 8 + len > this.size)

@@ -64,11 +64,14 @@ export class ShardedSampler {
     const global = this.worldSize * this.batchSize;
     this.batchesPerEpoch =
       this.tail === "drop" ? Math.floor(this.length / global) : Math.ceil(this.length / global);
-    if (this.batchesPerEpoch === 0)
+    if (this.batchesPerEpoch === 0) {
+      // Named as the trainer's config key: that is where a user sets it.
+      const most = Math.floor(this.length / this.worldSize);
       throw new Error(
         `sampler: ${this.length} samples make no full batch of ${this.batchSize} x ${this.worldSize} ranks; ` +
-          `use tail "pad" or a smaller batchSize`,
+          (most > 0 ? `set data.batchSize to at most ${most}` : `there are fewer samples than ranks`),
       );
+    }
   }
 
   /** Samples each rank sees per epoch. */

@@ -18,7 +18,14 @@ import * as T from "../torch/index.ts";
 import { type Tensor } from "../torch/index.ts";
 import { IResNet } from "./iresnet.ts";
 import { MobileFaceNet } from "./mobilefacenet.ts";
-import { type Backbone, PRESETS, PRESET_NAMES, buildBackbone, resolvePreset } from "./registry.ts";
+import {
+  type Backbone,
+  PRESETS,
+  PRESET_NAMES,
+  backboneCost,
+  buildBackbone,
+  resolvePreset,
+} from "./registry.ts";
 
 /** Everything needed to rebuild a backbone before its weights are loaded. */
 export interface BackboneDescriptor {
@@ -109,6 +116,21 @@ export function loadBackboneCheckpoint(path: string, hint: Partial<BackboneDescr
       numFeatures: hint.numFeatures ?? fromMeta.numFeatures ?? fromKeys.numFeatures,
     };
     const how = fromMeta.backbone !== undefined ? "from its metadata" : "read off its keys and shapes";
+    const doesNotFit = `${file}: does not fit ${descriptor.backbone} at width ${descriptor.width} with ${descriptor.numFeatures}-d embeddings (${how})`;
+    // Metadata is the file's claim: "r1200" on an r50's weights would build GBs of parameters
+    // before loadStateDict noticed. A layout with more parameters than the file has values cannot fit.
+    let params: number;
+    try {
+      params = backboneCost(descriptor.backbone, {
+        width: descriptor.width,
+        numFeatures: descriptor.numFeatures,
+      }).params;
+    } catch (e) {
+      throw new Error(`${file}: ${(e as Error).message}`, { cause: e });
+    }
+    const values = [...tensors.values()].reduce((a, t) => a + t.numel, 0);
+    if (params > values)
+      throw new Error(`${doesNotFit}: that layout has ${params} parameters, the file holds ${values} values`);
     let model: Backbone;
     try {
       model = buildBackbone(descriptor.backbone, {
@@ -122,11 +144,7 @@ export function loadBackboneCheckpoint(path: string, hint: Partial<BackboneDescr
       model.loadStateDict(tensors);
     } catch (e) {
       model.dispose();
-      throw new Error(
-        `${file}: does not fit ${descriptor.backbone} at width ${descriptor.width} with ` +
-          `${descriptor.numFeatures}-d embeddings (${how}): ${(e as Error).message}`,
-        { cause: e },
-      );
+      throw new Error(`${doesNotFit}: ${(e as Error).message}`, { cause: e });
     }
     return { model: model.eval(), descriptor, metadata, format };
   } finally {

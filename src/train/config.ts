@@ -27,6 +27,8 @@ export const TrainConfigSchema = z
         flipProb: z.number().min(0).max(1).default(0.5),
         /** libjpeg-turbo's IDCT and chroma upsampling (docs/data.md): accurate = PIL's pixels. */
         jpegMode: z.enum(JPEG_MODES).default("fast-idct"),
+        /** Largest fraction of unreadable samples skipped (with a warning) before the run stops. */
+        maxBadFraction: z.number().min(0).max(1).default(0.001),
       })
       .strict(),
     model: z

@@ -65,36 +65,58 @@ export interface TrainResult {
 export async function train(cfg: TrainConfig, o: TrainOptions = {}): Promise<TrainResult> {
   const emit = o.onEvent ?? ((): void => undefined);
   const group = o.group ?? ProcessGroup.init(undefined, { timeoutMs: cfg.dist.timeoutS * 1000 });
-  const { rank, worldSize } = group;
-  fs.mkdirSync(cfg.runDir, { recursive: true });
-
-  // Data: each rank reads its own slice of every epoch (src/data's sharded sampler).
-  const dataset = openDataset(cfg.data.path);
-  const numClasses = cfg.head.numClasses || dataset.numClasses;
-  if (!numClasses)
-    throw new Error(`head.numClasses: ${cfg.data.path} does not declare its identities; set it`);
-  const loader = await DataLoader.open(dataset, {
-    batchSize: cfg.data.batchSize,
-    worldSize,
-    rank,
-    seed: cfg.seed,
-    workers: cfg.data.workers,
-    imageSize: cfg.data.imageSize,
-    maskProb: cfg.data.maskProb,
-    flipProb: cfg.data.flipProb,
-    jpegMode: cfg.data.jpegMode,
-    // Workers decode, mask and flip straight into u8 NHWC rows (their fastest path, a quarter of
-    // the bytes across threads); layout and normalisation happen in libtorch (batchToTensors).
-    dtype: "u8",
-    layout: "nhwc",
-  });
-  loader.on("warning", (w) => emit({ kind: "warning", message: `${w.where}: ${w.reason}` }));
   try {
-    return await trainWith(cfg, o, group, loader, numClasses);
+    fs.mkdirSync(cfg.runDir, { recursive: true });
+    const { loader, numClasses } = await openLoader(cfg, group);
+    loader.on("warning", (w) => emit({ kind: "warning", message: `${w.where}: ${w.reason}` }));
+    try {
+      return await trainWith(cfg, o, group, loader, numClasses);
+    } finally {
+      // The decode workers keep the process alive until closed, error or not.
+      await loader.close();
+    }
   } finally {
-    // The decode workers keep the process alive until closed, error or not.
-    await loader.close();
     if (!o.group) group.destroy();
+  }
+}
+
+/** Data: each rank reads its own slice of every epoch (src/data's sharded sampler). */
+async function openLoader(
+  cfg: TrainConfig,
+  group: ProcessGroup,
+): Promise<{ loader: DataLoader; numClasses: number }> {
+  const dataset = openDataset(cfg.data.path);
+  try {
+    const numClasses = cfg.head.numClasses || dataset.numClasses;
+    if (!numClasses)
+      throw new Error(`head.numClasses: ${cfg.data.path} does not declare its identities; set it`);
+    // The head allocates a class centre per identity: a count only metadata vouches for (a
+    // property file, a list's largest label) must be backed by at least as many images.
+    if (!cfg.head.numClasses && dataset.numClassesFrom && numClasses > dataset.length)
+      throw new Error(
+        `${dataset.numClassesFrom}: declares ${numClasses} identities but ${cfg.data.path} holds only ` +
+          `${dataset.length} images; set head.numClasses to train that many classes anyway`,
+      );
+    const loader = await DataLoader.open(dataset, {
+      batchSize: cfg.data.batchSize,
+      worldSize: group.worldSize,
+      rank: group.rank,
+      seed: cfg.seed,
+      workers: cfg.data.workers,
+      imageSize: cfg.data.imageSize,
+      maskProb: cfg.data.maskProb,
+      flipProb: cfg.data.flipProb,
+      jpegMode: cfg.data.jpegMode,
+      maxBadFraction: cfg.data.maxBadFraction,
+      // Workers decode, mask and flip straight into u8 NHWC rows (their fastest path, a quarter of
+      // the bytes across threads); layout and normalisation happen in libtorch (batchToTensors).
+      dtype: "u8",
+      layout: "nhwc",
+    });
+    return { loader, numClasses };
+  } catch (e) {
+    dataset.close();
+    throw e;
   }
 }
 

@@ -6,6 +6,7 @@
 // - `mfr mask` (any image, optionally with 5 landmarks): the coloured SVG, mapped onto the face by
 //   a similarity transform, is composited by sharp.
 import sharp from "sharp";
+import { MAX_IMAGE_PIXELS, checkImageHeader } from "../image-size.ts";
 import { Rng, hash32 } from "../rng.ts";
 import {
   MASK_KINDS,
@@ -218,7 +219,8 @@ export async function maskImage(
   input: Buffer,
   opts: { seed: number; landmarks?: Landmarks5; params?: MaskParams; kind?: MaskKind },
 ): Promise<{ image: Buffer; params: MaskParams }> {
-  const meta = await sharp(input).metadata();
+  checkImageHeader(input); // in the words every decode uses; sharp's limit catches other formats
+  const meta = await sharp(input, { limitInputPixels: MAX_IMAGE_PIXELS }).metadata();
   const w = meta.width ?? 0;
   const h = meta.height ?? 0;
   if (!w || !h) throw new Error("image has no size");
@@ -227,7 +229,9 @@ export async function maskImage(
     ? similarityTransform(ARCFACE_TEMPLATE, opts.landmarks)
     : ([w / 112, 0, 0, h / 112, 0, 0] as const);
   const svg = maskSvg(params, { width: w, height: h, transform: [...transform] });
-  let out = sharp(input).composite([{ input: Buffer.from(svg), top: 0, left: 0 }]);
+  let out = sharp(input, { limitInputPixels: MAX_IMAGE_PIXELS }).composite([
+    { input: Buffer.from(svg), top: 0, left: 0 },
+  ]);
   out = meta.format === "png" ? out.png() : out.jpeg({ quality: 95 });
   return { image: await out.toBuffer(), params };
 }

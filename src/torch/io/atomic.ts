@@ -36,8 +36,14 @@ export function writeAll(fd: number, buf: Uint8Array): void {
   while (off < buf.byteLength) off += fs.writeSync(fd, buf, off, buf.byteLength - off);
 }
 
-/** Reads exactly len bytes at position, or throws naming the file. */
+/**
+ * Reads exactly len bytes at position, or throws naming the file. A range past the end is refused
+ * before the buffer is allocated: lengths come from the files' own headers.
+ */
 export function readExactly(fd: number, file: string, position: number, len: number): Buffer {
+  const size = fs.fstatSync(fd).size;
+  if (!(position >= 0 && len >= 0 && position + len <= size))
+    throw new Error(`${file}: truncated (wanted ${len} bytes at offset ${position}, the file has ${size})`);
   const buf = Buffer.allocUnsafe(len);
   let got = 0;
   while (got < len) {

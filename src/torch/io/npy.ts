@@ -7,6 +7,8 @@ import { Tensor } from "../tensor.ts";
 import { readExactly, writeAll, writeAtomic } from "./atomic.ts";
 
 const MAGIC = Buffer.from([0x93, 0x4e, 0x55, 0x4d, 0x50, 0x59]); // \x93NUMPY
+/** Longest header read (the length is the file's claim); numpy's reader refuses > 10000 by default. */
+const MAX_HEADER = 1 << 20;
 
 const DESCR: Partial<Record<DType, string>> = {
   f32: "<f4",
@@ -99,6 +101,10 @@ export function loadNpy(file: string): Tensor {
       throw new Error(`${file}: unsupported .npy version ${major}`);
     const hlen = major === 1 ? pre.readUInt16LE(8) : pre.readUInt32LE(8);
     const start = major === 1 ? 10 : 12;
+    if (hlen > MAX_HEADER || start + hlen > size)
+      throw new Error(
+        `${file}: .npy header length ${hlen} is invalid for a ${size}-byte file (at most ${MAX_HEADER})`,
+      );
     const h = parseHeader(file, readExactly(fd, file, start, hlen).toString(major === 3 ? "utf8" : "latin1"));
     const order = h.descr[0];
     const kind = h.descr.slice(1);

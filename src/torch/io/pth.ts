@@ -25,13 +25,38 @@ const STORAGE_DTYPES: Record<string, DType> = {
 };
 
 class Storage {
-  constructor(readonly flat: Tensor) {}
+  constructor(
+    readonly key: string,
+    readonly flat: Tensor,
+  ) {}
 }
 
+const isCount = (x: unknown): x is number => Number.isSafeInteger(x) && (x as number) >= 0;
+
 function asList(v: PickleValue, what: string, file: string): number[] {
-  if (!Array.isArray(v) || !v.every((x) => typeof x === "number"))
-    throw new Error(`${file}: ${what} is not a list of ints`);
+  if (!Array.isArray(v) || !v.every(isCount))
+    throw new Error(`${file}: tensor ${what} ${JSON.stringify(v)} is not a list of non-negative ints`);
   return v as number[];
+}
+
+/**
+ * A tensor's view of its storage, checked to lie inside it (libtorch would refuse too, but in
+ * words that name neither the file nor the storage).
+ */
+function checkView(file: string, s: Storage, size: number[], stride: number[], offset: PickleValue): number {
+  if (!isCount(offset)) throw new Error(`${file}: tensor offset ${String(offset)} is not a non-negative int`);
+  if (size.length !== stride.length)
+    throw new Error(
+      `${file}: tensor size [${size.join(", ")}] and stride [${stride.join(", ")}] differ in rank`,
+    );
+  const numel = s.flat.shape[0]!;
+  const last = size.includes(0) ? -1 : size.reduce((a, n, i) => a + (n - 1) * stride[i]!, offset);
+  if (last >= numel)
+    throw new Error(
+      `${file}: tensor of size [${size.join(", ")}], stride [${stride.join(", ")}], offset ${offset} ` +
+        `reaches element ${last} of storage data/${s.key}, which holds ${numel}`,
+    );
+  return offset;
 }
 
 /** The whole unpickled object of a torch.save file, tensors on the CPU. */
@@ -55,15 +80,10 @@ export function loadPthObject(file: string): PthObject {
     "torch._utils._rebuild_tensor_v2": ([storage, offset, size, stride]) => {
       if (!(storage instanceof Storage))
         throw new Error(`${file}: tensor rebuilt from something other than a storage`);
-      return wrap(
-        native.call(
-          O.asStrided,
-          storage.flat.native,
-          asList(size!, "size", file),
-          asList(stride!, "stride", file),
-          offset as number,
-        ),
-      );
+      const sizes = asList(size!, "size", file);
+      const strides = asList(stride!, "stride", file);
+      const at = checkView(file, storage, sizes, strides, offset!);
+      return wrap(native.call(O.asStrided, storage.flat.native, sizes, strides, at));
     },
     "torch._utils._rebuild_parameter": ([data]) => data!,
     // libtorch's own pickler (savePth) tags typed containers.
@@ -80,12 +100,16 @@ export function loadPthObject(file: string): PthObject {
     if (dtype === undefined) throw new Error(`${file}: unsupported storage type ${type.qualified}`);
     let s = storages.get(key);
     if (s === undefined) {
+      if (typeof key !== "string" || !isCount(numel))
+        throw new Error(`${file}: storage ${JSON.stringify(key)} has no valid element count`);
+      if (!records.includes(`data/${key}`)) throw new Error(`${file}: archive has no data/${key}`);
       const [bytes] = native.zipRead(file, [`data/${key}`]);
-      s = new Storage(
-        new Tensor(
-          native.fromBuffer(bytes!.slice(0, numel * ELEMENT_SIZE[dtype]), dtypeCode(dtype), [numel]),
-        ),
-      );
+      const need = numel * ELEMENT_SIZE[dtype];
+      if (bytes!.byteLength < need)
+        throw new Error(
+          `${file}: storage data/${key} claims ${numel} ${type.name} elements (${need} bytes) but holds ${bytes!.byteLength} bytes`,
+        );
+      s = new Storage(key, new Tensor(native.fromBuffer(bytes!.slice(0, need), dtypeCode(dtype), [numel])));
       storages.set(key, s);
     }
     return s;

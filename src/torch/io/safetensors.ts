@@ -78,31 +78,96 @@ export interface SafetensorsFile {
   metadata: Record<string, string>;
 }
 
+/** One tensor of a header, checked: a known dtype, a shape, and its byte range in the data. */
 interface Entry {
-  dtype: string;
+  name: string;
+  dtype: DType;
   shape: number[];
-  data_offsets: [number, number];
+  begin: number;
+  end: number;
 }
 
-/** The JSON header of an open safetensors file and its length in bytes. */
-function readHeader(fd: number, file: string, size: number): { header: Record<string, unknown>; n: number } {
+interface Header {
+  metadata: Record<string, string>;
+  /** In data order; together they tile the data section exactly. */
+  entries: Entry[];
+  /** Bytes before the data section (8 + the JSON's length). */
+  base: number;
+}
+
+const isCount = (x: unknown): x is number => Number.isSafeInteger(x) && (x as number) >= 0;
+
+/**
+ * The header of an open safetensors file, every claim in it checked against the file's size
+ * before anything is allocated from it: the file is untrusted, and an entry's shape decides how
+ * much memory its tensor takes.
+ */
+function readHeader(fd: number, file: string, size: number): Header {
   if (size < 8) throw new Error(`${file}: not a safetensors file (only ${size} bytes)`);
   const n = Number(readExactly(fd, file, 0, 8).readBigUInt64LE());
   if (n > MAX_HEADER || 8 + n > size)
     throw new Error(`${file}: header length ${n} is invalid for a ${size}-byte file`);
+  let json: unknown;
   try {
-    return { header: JSON.parse(readExactly(fd, file, 8, n).toString("utf8")) as Record<string, unknown>, n };
+    json = JSON.parse(readExactly(fd, file, 8, n).toString("utf8"));
   } catch (e) {
     throw new Error(`${file}: header is not valid JSON (${(e as Error).message})`, { cause: e });
   }
+  if (typeof json !== "object" || json === null || Array.isArray(json))
+    throw new Error(`${file}: header is ${JSON.stringify(json)}, not a JSON object of tensors`);
+  const { __metadata__: meta = {}, ...tensors } = json as Record<string, unknown>;
+  if (
+    typeof meta !== "object" ||
+    meta === null ||
+    Array.isArray(meta) ||
+    !Object.values(meta).every((v) => typeof v === "string")
+  )
+    throw new Error(`${file}: header's __metadata__ is not an object of strings`);
+  const dataLen = size - 8 - n;
+  const entries = Object.entries(tensors)
+    .map(([name, e]) => checkEntry(file, name, e, dataLen))
+    .sort((a, b) => a.begin - b.begin);
+  let expect = 0;
+  for (const e of entries) {
+    if (e.begin !== expect)
+      throw new Error(
+        `${file}: tensor '${e.name}' starts at byte ${e.begin} of the data, expected ${expect} ` +
+          "(tensors must tile the data section without gaps or overlaps)",
+      );
+    expect = e.end;
+  }
+  if (expect !== dataLen) throw new Error(`${file}: ${dataLen - expect} bytes after the last tensor`);
+  return { metadata: meta as Record<string, string>, entries, base: 8 + n };
+}
+
+function checkEntry(file: string, name: string, raw: unknown, dataLen: number): Entry {
+  const what = `${file}: tensor '${name}'`;
+  if (typeof raw !== "object" || raw === null || Array.isArray(raw))
+    throw new Error(`${what} is ${JSON.stringify(raw)}, not {dtype, shape, data_offsets}`);
+  const { dtype: st, shape, data_offsets: offsets } = raw as Record<string, unknown>;
+  const dtype = typeof st === "string" ? FROM_ST.get(st) : undefined;
+  if (dtype === undefined) throw new Error(`${what} has unsupported dtype ${JSON.stringify(st)}`);
+  if (!Array.isArray(shape) || !shape.every(isCount))
+    throw new Error(`${what} has shape ${JSON.stringify(shape)}, not a list of non-negative integers`);
+  if (!Array.isArray(offsets) || offsets.length !== 2 || !offsets.every(isCount))
+    throw new Error(`${what} has data_offsets ${JSON.stringify(offsets)}, not [begin, end] byte offsets`);
+  const [begin, end] = offsets as [number, number];
+  if (end < begin || end > dataLen)
+    throw new Error(`${what} has data_offsets [${begin}, ${end}] outside the ${dataLen}-byte data section`);
+  // A product of dimensions past 2^53 is not exact, and no file holds that many bytes anyway.
+  const bytes = (shape as number[]).reduce((a, x) => a * x, ELEMENT_SIZE[dtype]);
+  if (bytes !== end - begin)
+    throw new Error(
+      `${what}: shape [${shape.join(", ")}] of ${st} needs ${bytes} bytes, data_offsets [${begin}, ${end}] hold ${end - begin}`,
+    );
+  return { name, dtype, shape: shape as number[], begin, end };
 }
 
 /** A safetensors file's string metadata alone (reads only its header). */
 export function readSafetensorsMetadata(file: string): Record<string, string> {
   const fd = fs.openSync(file, "r");
   try {
-    const { header } = readHeader(fd, file, fs.fstatSync(fd).size);
-    return (header.__metadata__ ?? {}) as Record<string, string>;
+    return readHeader(fd, file, fs.fstatSync(fd).size).metadata;
   } finally {
     fs.closeSync(fd);
   }
@@ -112,34 +177,15 @@ export function readSafetensorsMetadata(file: string): Record<string, string> {
 export function loadSafetensors(file: string, opts: { verify?: boolean } = {}): SafetensorsFile {
   const fd = fs.openSync(file, "r");
   try {
-    const size = fs.fstatSync(fd).size;
-    const { header, n } = readHeader(fd, file, size);
-    const metadata = (header.__metadata__ ?? {}) as Record<string, string>;
-    const base = 8 + n;
-    const dataLen = size - base;
+    const { metadata, entries, base } = readHeader(fd, file, fs.fstatSync(fd).size);
     const hash = createHash("sha256");
     const tensors = new Map<string, Tensor>();
-    const named = Object.entries(header)
-      .filter(([k]) => k !== "__metadata__")
-      .map(([k, v]) => [k, v as Entry] as const)
-      .sort((a, b) => a[1].data_offsets[0] - b[1].data_offsets[0]);
-    let expect = 0;
     try {
-      for (const [name, e] of named) {
-        const dtype = FROM_ST.get(e.dtype);
-        if (dtype === undefined)
-          throw new Error(`${file}: tensor '${name}' has unsupported dtype ${e.dtype}`);
-        const [b, end] = e.data_offsets;
-        const numel = e.shape.reduce((a, x) => a * x, 1);
-        if (b !== expect || end < b || end > dataLen || end - b !== numel * ELEMENT_SIZE[dtype]) {
-          throw new Error(`${file}: tensor '${name}' has invalid data_offsets [${b}, ${end}]`);
-        }
-        expect = end;
-        const bytes = readExactly(fd, file, base + b, end - b);
+      for (const e of entries) {
+        const bytes = readExactly(fd, file, base + e.begin, e.end - e.begin);
         hash.update(bytes);
-        tensors.set(name, new Tensor(native.fromBuffer(bytes, dtypeCode(dtype), e.shape)));
+        tensors.set(e.name, new Tensor(native.fromBuffer(bytes, dtypeCode(e.dtype), e.shape)));
       }
-      if (expect !== dataLen) throw new Error(`${file}: ${dataLen - expect} bytes after the last tensor`);
       const want = metadata[CHECKSUM_KEY];
       if (want !== undefined && opts.verify !== false && hash.digest("hex") !== want) {
         throw new Error(`${file}: checksum mismatch (the file is corrupt)`);
