@@ -138,7 +138,6 @@ export class PairScorer {
     this.gemm = gemm;
     this.#layout = layout;
     this.#input = embeddings;
-    const n = embeddings.size(0);
     this.#norms = rowNorms(embeddings);
     // Norms far from 1 (rows of huge or tiny values) divide in float64: in float32 the squares
     // would overflow or underflow, and such rows would score 0 against everything.
