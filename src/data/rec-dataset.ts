@@ -14,6 +14,7 @@ import {
   openSync,
   readFileSync,
   renameSync,
+  rmSync,
   writeSync,
 } from "node:fs";
 import path from "node:path";
@@ -187,6 +188,20 @@ export async function writeRecDataset(
   // Record 0 must come first but holds counts known only at the end: write a same-sized
   // placeholder and overwrite it before the files are renamed into place.
   const w = new RecordIOWriter(rec, idx);
+  try {
+    return await writeRecords(w, identities, opts, property);
+  } catch (e) {
+    w.abort();
+    throw e;
+  }
+}
+
+async function writeRecords(
+  w: RecordIOWriter,
+  identities: Iterable<IdentityImages> | AsyncIterable<IdentityImages>,
+  opts: { imageSize?: [number, number]; onImage?: (n: number) => void },
+  property: string,
+): Promise<{ images: number; identities: number }> {
   const header0Size = packIR({ label: Float32Array.of(0, 0), id: 0, id2: 0 }, new Uint8Array(0)).length;
   w.write(0, Buffer.alloc(header0Size)); // placeholder, replaced below
   const ranges: number[] = [];
@@ -229,8 +244,11 @@ export function writeFileAtomic(file: string, data: string | Uint8Array): void {
   try {
     writeSync(fd, typeof data === "string" ? Buffer.from(data) : data);
     fsyncSync(fd);
-  } finally {
+  } catch (e) {
     closeSync(fd);
+    rmSync(tmp, { force: true });
+    throw e;
   }
+  closeSync(fd);
   renameSync(tmp, file);
 }

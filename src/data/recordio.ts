@@ -7,7 +7,7 @@
 // occurs at a 4-aligned offset (cflag 1 = first part, 2 = middle, 3 = last; the magic itself is
 // dropped and re-inserted by the reader), so a reader never mistakes payload bytes for a header.
 // The .idx is text: one "key\tbyte offset\n" line per record, in write order.
-import { closeSync, fstatSync, fsyncSync, openSync, readSync, renameSync, writeSync } from "node:fs";
+import { closeSync, fstatSync, fsyncSync, openSync, readSync, renameSync, rmSync, writeSync } from "node:fs";
 
 export const RECORDIO_MAGIC = 0xced7230a;
 /** dmlc-core refuses parts of 2^29 bytes or more (29 bits of length). */
@@ -223,6 +223,14 @@ export class RecordIOWriter {
     renameSync(this.recPath + ".tmp", this.recPath);
     renameSync(this.idxPath + ".tmp", this.idxPath);
     this.closed = true;
+  }
+
+  /** Gives up: closes and removes both temporary files (a failed pack leaves nothing behind). */
+  abort(): void {
+    if (this.closed) return;
+    this.closed = true;
+    for (const fd of [this.fdRec, this.fdIdx]) closeSync(fd);
+    for (const p of [this.recPath, this.idxPath]) rmSync(p + ".tmp", { force: true });
   }
 }
 

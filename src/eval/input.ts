@@ -5,13 +5,13 @@ import type { PairEvalInput } from "./pairs.ts";
 
 const INTS = new Set(["i64", "i32", "i16", "i8", "u8"]);
 
-function vector(file: string, t: T.Tensor, n: number | undefined, what: string): number[] {
+/** A 1-D integer vector of n entries, exactly as stored (int64 as bigint: ids past 2^53 stay apart). */
+function vector(file: string, t: T.Tensor, n: number, what: string): ArrayLike<number> | ArrayLike<bigint> {
   if (t.ndim !== 1) throw new Error(`${file}: ${what} must be 1-D, got shape [${t.shape.join(", ")}]`);
-  if (n !== undefined && t.size(0) !== n)
-    throw new Error(`${file}: ${t.size(0)} ${what}, but the embeddings have ${n} rows`);
+  if (t.size(0) !== n) throw new Error(`${file}: ${t.size(0)} ${what}, but the embeddings have ${n} rows`);
   if (!INTS.has(t.dtype) && t.dtype !== "bool")
     throw new Error(`${file}: ${what} must be integers, got dtype ${t.dtype}`);
-  return t.toArray();
+  return t.data() as ArrayLike<number> | ArrayLike<bigint>;
 }
 
 export function loadPairInput(files: { embeddings: string; labels: string; groups?: string }): PairEvalInput {
@@ -23,9 +23,16 @@ export function loadPairInput(files: { embeddings: string; labels: string; group
       `${files.embeddings}: embeddings must be float32/float16/float64, got ${embeddings.dtype}`,
     );
   const n = embeddings.size(0);
+  if (n === 0 || embeddings.size(1) === 0) {
+    const shape = embeddings.shape.join(", ");
+    embeddings.dispose();
+    throw new Error(`${files.embeddings}: embeddings are [${shape}]: nothing to evaluate`);
+  }
   const labels = T.scope(() => vector(files.labels, T.loadNpy(files.labels), n, "labels"));
   if (files.groups === undefined) return { embeddings, labels };
-  const groups = T.scope(() => vector(files.groups!, T.loadNpy(files.groups!), n, "groups"));
+  const groups = T.scope(() =>
+    Array.from(vector(files.groups!, T.loadNpy(files.groups!), n, "groups"), Number),
+  );
   const bad = groups.findIndex((g) => g !== 0 && g !== 1);
   if (bad >= 0)
     throw new Error(
@@ -62,12 +69,15 @@ export function checkPairInput(input: PairEvalInput): { labels: Int32Array; grou
   const e = input.embeddings;
   if (e.ndim !== 2) throw new Error(`embeddings must be [N, D], got [${e.shape.join(", ")}]`);
   const n = e.size(0);
+  if (n === 0 || e.size(1) === 0)
+    throw new Error(`embeddings are [${e.shape.join(", ")}]: nothing to evaluate`);
   if (input.labels.length !== n)
     throw new Error(`labels has ${input.labels.length} entries, embeddings ${n} rows`);
   if (!allFinite(e)) throw new Error("embeddings contain NaN or infinite values");
-  const ids = new Map<number, number>();
+  // Dense ids keyed by the labels as given: int64 labels (bigint) compare exactly.
+  const ids = new Map<number | bigint, number>();
   const labels = Int32Array.from({ length: n }, (_, i) => {
-    const l = Number(input.labels[i]);
+    const l = input.labels[i]!;
     let id = ids.get(l);
     if (id === undefined) ids.set(l, (id = ids.size));
     return id;

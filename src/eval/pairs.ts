@@ -36,8 +36,8 @@ export const DEFAULT_FPRS = ["1e-6", "1e-5", "1e-4"] as const;
 export interface PairEvalInput {
   /** [n, D] float32/float16/float64; normalised here (cosine similarity). */
   embeddings: T.Tensor;
-  /** Identity of each row. */
-  labels: ArrayLike<number>;
+  /** Identity of each row (int64 ids as bigint, compared exactly). */
+  labels: ArrayLike<number> | ArrayLike<bigint>;
   /** 0 = unmasked, 1 = masked; without it only "all" is reported. */
   groups?: ArrayLike<number>;
 }

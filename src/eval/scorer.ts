@@ -69,14 +69,45 @@ export interface ScoredBlock {
   readonly genuine: Float32Array;
 }
 
+/** Row norms within which dividing in float32 is exact enough (far inside its range). */
+const NARROW_NORMS = [2 ** -60, 2 ** 60] as const;
+
+/**
+ * Each row's L2 norm in float64, computed as max|x| * ||x / max|x||| so that no square overflows
+ * or underflows whatever the row's scale; 1 for a zero row (which then scores 0). By chunks of
+ * rows: no temporary the size of the input.
+ */
+function rowNorms(embeddings: T.Tensor): T.Tensor {
+  const n = embeddings.size(0);
+  const chunk = Math.max(1, Math.floor(2 ** 20 / Math.max(1, embeddings.size(1))));
+  const parts: T.Tensor[] = [];
+  for (let r = 0; r < n; r += chunk)
+    parts.push(
+      T.scope(() => {
+        const x = embeddings.narrow(0, r, Math.min(chunk, n - r)).to("f64");
+        const top = x.abs().amax(1, true);
+        const unit = top.maskedFill(top.eq(0), 1);
+        return x.div(unit).norm(2, 1, true).mul(unit).keep();
+      }),
+    );
+  const norms = T.scope(() => {
+    const all = parts.length === 1 ? parts[0]! : T.cat(parts);
+    return all.maskedFill(all.eq(0), 1).keep();
+  });
+  for (const t of parts) t.dispose();
+  return norms;
+}
+
 export class PairScorer {
   readonly gemm: GemmKind;
   /** Intra-op threads for the products (the count set when the scorer was made). */
   readonly threads = T.getNumThreads();
   readonly #layout: Layout;
   readonly #input: T.Tensor;
-  /** Per input row, its L2 norm (at least 1e-12): [n, 1] float32. */
+  /** Per input row, its L2 norm (1 for a zero row): [n, 1] float64, exact for any finite row. */
   readonly #norms: T.Tensor;
+  /** The same in float32, and whether it serves: input rows and norms all within float32's range. */
+  readonly #norms32: T.Tensor | undefined;
   /** Per stored tile, the input rows it holds (int64). */
   readonly #at: T.Tensor[];
   /**
@@ -107,23 +138,16 @@ export class PairScorer {
     this.gemm = gemm;
     this.#layout = layout;
     this.#input = embeddings;
-    const n = embeddings.size(0);
-    // By chunks of rows: no temporary the size of the input (float16 input converts per chunk).
-    const chunk = Math.max(1, Math.floor(2 ** 20 / Math.max(1, embeddings.size(1))));
-    const parts: T.Tensor[] = [];
-    for (let r = 0; r < n; r += chunk)
-      parts.push(
-        T.scope(() =>
-          embeddings
-            .narrow(0, r, Math.min(chunk, n - r))
-            .float()
-            .norm(2, 1, true)
-            .clamp(1e-12)
-            .keep(),
-        ),
-      );
-    this.#norms = T.scope(() => (parts.length === 1 ? parts[0]!.alias() : T.cat(parts)).keep());
-    for (const t of parts) t.dispose();
+    this.#norms = rowNorms(embeddings);
+    // Norms far from 1 (rows of huge or tiny values) divide in float64: in float32 the squares
+    // would overflow or underflow, and such rows would score 0 against everything.
+    const safe = T.scope(
+      () =>
+        embeddings.dtype !== "f64" &&
+        this.#norms.min().item() >= NARROW_NORMS[0] &&
+        this.#norms.max().item() <= NARROW_NORMS[1],
+    );
+    this.#norms32 = safe ? T.scope(() => this.#norms.float().keep()) : undefined;
     this.#at = layout.tiles.map((tile) =>
       T.scope(() => T.tensor(layout.order.subarray(tile.start, tile.end)).to("i64").keep()),
     );
@@ -140,9 +164,14 @@ export class PairScorer {
 
   /** The input rows at `at`, float32, each divided by its norm: [rows, D], a new tensor. */
   #gather(at: T.Tensor): T.Tensor {
+    const norms32 = this.#norms32;
+    if (norms32 === undefined)
+      return T.scope(() =>
+        this.#input.indexSelect(0, at).to("f64").div_(this.#norms.indexSelect(0, at)).float().keep(),
+      );
     let rows = this.#input.indexSelect(0, at);
     if (rows.dtype !== "f32") rows = through(rows, (r) => r.float());
-    using(this.#norms.indexSelect(0, at), (norms) => rows.div_(norms));
+    using(norms32.indexSelect(0, at), (norms) => rows.div_(norms));
     return rows;
   }
 
@@ -243,6 +272,7 @@ export class PairScorer {
     this.#colTile?.rows.dispose();
     this.#colTile = undefined;
     this.#norms.dispose();
+    this.#norms32?.dispose();
     for (const t of this.#at) t.dispose();
     this.#sample?.dispose();
     for (const t of this.#tril.values()) t.dispose();

@@ -12,8 +12,8 @@
 //
 // The metadata, when present, wins over what the keys suggest; a caller's hint wins over both.
 // A folded (BatchNorm-free) state dict is not a checkpoint: folding happens in memory at export.
-import { existsSync, statSync } from "node:fs";
-import { join } from "node:path";
+import { closeSync, existsSync, openSync, readSync, statSync } from "node:fs";
+import { basename, dirname, join } from "node:path";
 import * as T from "../torch/index.ts";
 import { type Tensor } from "../torch/index.ts";
 import { IResNet } from "./iresnet.ts";
@@ -97,7 +97,9 @@ export function saveBackboneCheckpoint(
 export function loadBackboneCheckpoint(path: string, hint: Partial<BackboneDescriptor> = {}): LoadedBackbone {
   const file = isDirectory(path) ? join(path, TRAINER_BACKBONE_FILE) : path;
   if (!existsSync(file)) throw new Error(`${file}: no such checkpoint`);
+  verifyTrainerManifest(file, isDirectory(path));
   const format = /\.safetensors$/i.test(file) ? "safetensors" : "pth";
+  if (format === "pth") checkPthMagic(file);
   let tensors: Map<string, Tensor>;
   let metadata: Record<string, string> = {};
   if (format === "safetensors") {
@@ -150,6 +152,43 @@ export function loadBackboneCheckpoint(path: string, hint: Partial<BackboneDescr
   } finally {
     for (const t of tensors.values()) t.dispose();
   }
+}
+
+/**
+ * A trainer checkpoint's backbone file is checked against the folder's manifest.json (which
+ * covers the header too, unlike the safetensors data checksum). A folder without a manifest is a
+ * checkpoint whose writing never finished.
+ */
+function verifyTrainerManifest(file: string, folder: boolean): void {
+  const dir = dirname(file);
+  const manifest = join(dir, "manifest.json");
+  if (!existsSync(manifest)) {
+    if (folder)
+      throw new Error(`${dir}: incomplete checkpoint (no manifest.json: its writing never finished)`);
+    return;
+  }
+  if (basename(file) !== TRAINER_BACKBONE_FILE) return;
+  const m = T.readJsonFile(manifest) as { files?: Record<string, string> } | null;
+  if (typeof m?.files !== "object" || m.files === null)
+    throw new Error(`${manifest}: has no "files" map of checksums; the manifest is corrupt`);
+  T.verifyChecksums(dir, m.files, [TRAINER_BACKBONE_FILE]);
+}
+
+/** What a model file that is neither safetensors nor a zip torch.save is, in the error. */
+function checkPthMagic(file: string): void {
+  const head = Buffer.alloc(2);
+  const fd = openSync(file, "r");
+  try {
+    readSync(fd, head, 0, 2, 0);
+  } finally {
+    closeSync(fd);
+  }
+  if (head.toString("latin1") === "PK") return;
+  // torch.save's pre-1.6 format starts with a pickle (protocol opcode 0x80).
+  if (head[0] === 0x80) return;
+  throw new Error(
+    `${file}: not a model checkpoint (expected mfr's .safetensors, a trainer checkpoint folder, a torch.save .pth or an .onnx)`,
+  );
 }
 
 function isDirectory(p: string): boolean {

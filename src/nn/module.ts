@@ -116,6 +116,10 @@ export abstract class Module<I extends unknown[] = [Tensor], O = Tensor> {
       const b = src.shape.join("x");
       if (a !== b)
         throw new Error(`loadStateDict: '${k}' has shape [${b}] in the state dict, [${a}] in the model`);
+      // A stored dtype is part of what the file says: converting it (an integer tensor into a
+      // float parameter, say) would hide an edited or mismatched file.
+      if (t.dtype !== src.dtype)
+        throw new Error(`loadStateDict: '${k}' is stored as ${src.dtype}, the model's is ${t.dtype}`);
     }
     noGrad(() => {
       for (const [k, t] of mine) {

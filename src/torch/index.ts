@@ -28,7 +28,8 @@ export {
 } from "./io/safetensors.ts";
 export { saveNpy, loadNpy } from "./io/npy.ts";
 export { loadPthObject, loadPthStateDict, savePth, type PthObject } from "./io/pth.ts";
-export { writeAtomic } from "./io/atomic.ts";
+export { removeStaleTemps, writeAtomic } from "./io/atomic.ts";
+export { readJsonFile, sha256File, verifyChecksums } from "./io/checksums.ts";
 export { unpickle, PickleGlobal, DATA_GLOBALS, type PickleValue, type UnpickleOptions } from "./io/pickle.ts";
 
 /** Facts about the libtorch the addon was built against. */

@@ -13,7 +13,6 @@
 // can only resume on the same world size.
 import fs from "node:fs";
 import path from "node:path";
-import { createHash } from "node:crypto";
 import * as T from "../torch/index.ts";
 import { type ProcessGroup } from "../distributed/index.ts";
 import { type PartialFC, classShard } from "../head/index.ts";
@@ -55,14 +54,12 @@ export interface TrainState {
   schedule: { iteration: number; baseLrs: number[] };
 }
 
+const MANIFEST = "manifest.json";
+
 const zeroFile = (rank: number): string => `backbone-zero-rank${rank}.safetensors`;
 
 const stepDir = (runDir: string, step: number): string =>
   path.join(runDir, "checkpoints", `step-${String(step).padStart(8, "0")}`);
-
-function sha256(file: string): string {
-  return createHash("sha256").update(fs.readFileSync(file)).digest("hex");
-}
 
 function writeJsonAtomic(file: string, value: unknown): void {
   T.writeAtomic(file, (fd) => fs.writeSync(fd, JSON.stringify(value, null, 2) + "\n"));
@@ -73,6 +70,9 @@ export function saveCheckpoint(group: ProcessGroup, runDir: string, step: number
   const dir = stepDir(runDir, step);
   fs.mkdirSync(dir, { recursive: true });
   const r = group.rank;
+  // Saving again at a step (a run resumed from before it): unseal the old checkpoint first, so
+  // that a crash meanwhile cannot leave the old manifest over a mix of old and new files.
+  if (r === 0) fs.rmSync(path.join(dir, MANIFEST), { force: true });
   T.noGrad(() =>
     T.scope(() => {
       if (r === 0) {
@@ -107,12 +107,69 @@ export function saveCheckpoint(group: ProcessGroup, runDir: string, step: number
   group.barrier().wait();
   if (r === 0) {
     const files: Record<string, string> = {};
-    for (const f of fs.readdirSync(dir).sort()) if (!f.startsWith(".")) files[f] = sha256(path.join(dir, f));
+    for (const f of fs.readdirSync(dir).sort())
+      if (!f.startsWith(".") && f !== MANIFEST) files[f] = T.sha256File(path.join(dir, f));
     const manifest: Manifest = { step, worldSize: group.worldSize, numClasses: s.head.o.numClasses, files };
-    writeJsonAtomic(path.join(dir, "manifest.json"), manifest);
+    writeJsonAtomic(path.join(dir, MANIFEST), manifest);
   }
   group.barrier().wait();
   return dir;
+}
+
+/** A manifest's files of a checkpoint saved by `worldSize` ranks (without ZeRO's). */
+function requiredFiles(worldSize: number): string[] {
+  const perRank = (r: number): string[] => [`head-rank${r}.safetensors`, `state-rank${r}.json`];
+  return ["backbone.safetensors", ...Array.from({ length: worldSize }, (_, r) => perRank(r)).flat()];
+}
+
+const isCount = (v: unknown, min: number): v is number => Number.isSafeInteger(v) && (v as number) >= min;
+
+/**
+ * The checkpoint's manifest.json, its fields checked (step matching the folder name, the files of
+ * every rank listed): errors name the file and the field. Checksums are verifyCheckpoint's.
+ */
+export function readManifest(dir: string): Manifest {
+  const file = path.join(dir, MANIFEST);
+  const m = T.readJsonFile(file) as Partial<Manifest> | null;
+  const bad = (what: string): Error => new Error(`${file}: ${what}; the manifest is corrupt or was edited`);
+  if (typeof m !== "object" || m === null || Array.isArray(m)) throw bad("not a JSON object");
+  if (!isCount(m.step, 0)) throw bad(`"step" is ${JSON.stringify(m.step)}, not a step number`);
+  const named = /^step-(\d+)$/.exec(path.basename(dir));
+  if (named && Number(named[1]) !== m.step)
+    throw bad(`"step" is ${m.step} but the folder is ${path.basename(dir)}`);
+  if (!isCount(m.worldSize, 1)) throw bad(`"worldSize" is ${JSON.stringify(m.worldSize)}`);
+  if (!isCount(m.numClasses, 1)) throw bad(`"numClasses" is ${JSON.stringify(m.numClasses)}`);
+  const files = m.files;
+  if (typeof files !== "object" || files === null || Object.values(files).some((v) => typeof v !== "string"))
+    throw bad(`"files" is not a map of file names to checksums`);
+  const missing = requiredFiles(m.worldSize).filter((f) => !(f in files));
+  if (missing.length > 0) throw bad(`"files" does not list ${missing.join(", ")}`);
+  return m as Manifest;
+}
+
+/** A checkpoint whose manifest or files are damaged (an earlier one may still be intact). */
+export class CorruptCheckpointError extends Error {}
+
+/** The checkpoint's manifest, after checking every file it lists against its checksum. */
+export function verifyCheckpoint(dir: string): Manifest {
+  try {
+    const manifest = readManifest(dir);
+    T.verifyChecksums(dir, manifest.files);
+    return manifest;
+  } catch (e) {
+    throw new CorruptCheckpointError((e as Error).message, { cause: e });
+  }
+}
+
+/** A rank's state file (its checksum already verified), consistent with the manifest. */
+function readRankState(dir: string, rank: number, manifest: Manifest): RankState {
+  const file = path.join(dir, `state-rank${rank}.json`);
+  const state = T.readJsonFile(file) as RankState;
+  if (state.step !== manifest.step || state.worldSize !== manifest.worldSize)
+    throw new Error(
+      `${file}: step ${state.step} of ${state.worldSize} rank(s), but manifest.json says step ${manifest.step} of ${manifest.worldSize}`,
+    );
+  return state;
 }
 
 /** Complete checkpoints (those with a manifest), oldest first. */
@@ -121,7 +178,7 @@ export function listCheckpoints(runDir: string): { step: number; dir: string }[]
   if (!fs.existsSync(root)) return [];
   return fs
     .readdirSync(root)
-    .filter((d) => /^step-\d+$/.test(d) && fs.existsSync(path.join(root, d, "manifest.json")))
+    .filter((d) => /^step-\d+$/.test(d) && fs.existsSync(path.join(root, d, MANIFEST)))
     .map((d) => ({ step: Number(d.slice(5)), dir: path.join(root, d) }))
     .sort((a, b) => a.step - b.step);
 }
@@ -143,12 +200,7 @@ export function loadCheckpoint(
   dir: string,
   s: TrainState,
 ): { step: number; rank?: RankState } {
-  const manifest = JSON.parse(fs.readFileSync(path.join(dir, "manifest.json"), "utf8")) as Manifest;
-  for (const [f, sum] of Object.entries(manifest.files)) {
-    const file = path.join(dir, f);
-    if (!fs.existsSync(file)) throw new Error(`${dir}: checkpoint file '${f}' is missing`);
-    if (sha256(file) !== sum) throw new Error(`${file}: checksum mismatch (the checkpoint is corrupt)`);
-  }
+  const manifest = verifyCheckpoint(dir);
   if (manifest.numClasses !== s.head.o.numClasses) {
     throw new Error(`${dir}: the head has ${manifest.numClasses} classes, this run ${s.head.o.numClasses}`);
   }
@@ -157,7 +209,11 @@ export function loadCheckpoint(
       const bb = T.loadSafetensors(path.join(dir, "backbone.safetensors"));
       const model = new Map<string, T.Tensor>();
       for (const [k, t] of bb.tensors) if (k.startsWith("model.")) model.set(k.slice(6), t);
-      s.backbone.loadStateDict(model);
+      try {
+        s.backbone.loadStateDict(model);
+      } catch (e) {
+        throw new Error(`${path.join(dir, "backbone.safetensors")}: ${(e as Error).message}`, { cause: e });
+      }
       const savedZero = zeroFile(0) in manifest.files;
       if (savedZero !== (s.zero !== undefined)) {
         throw new Error(
@@ -176,16 +232,11 @@ export function loadCheckpoint(
       loadHeadShard(dir, manifest.worldSize, s.head, s.headOpt);
     }),
   );
-  const own = path.join(dir, `state-rank${group.rank}.json`);
-  const rank =
-    manifest.worldSize === group.worldSize
-      ? (JSON.parse(fs.readFileSync(own, "utf8")) as RankState)
-      : undefined;
+  const rank = manifest.worldSize === group.worldSize ? readRankState(dir, group.rank, manifest) : undefined;
   if (rank) T.setRngState(T.tensor(new Uint8Array(Buffer.from(rank.rng, "base64"))));
   if (s.scaler) {
     // The scale is the same on every rank: rank 0's file serves any world size.
-    const any =
-      rank ?? (JSON.parse(fs.readFileSync(path.join(dir, "state-rank0.json"), "utf8")) as RankState);
+    const any = rank ?? readRankState(dir, 0, manifest);
     if (any.lossScale) s.scaler.loadStateDict(any.lossScale);
   }
   return { step: manifest.step, rank };
@@ -205,8 +256,12 @@ export function loadHeadShard(dir: string, savedWorld: number, head: PartialFC, 
     const lo = Math.max(start, old.start);
     const hi = Math.min(start + count, old.start + old.count);
     if (lo >= hi) continue;
-    const file = T.loadSafetensors(path.join(dir, `head-rank${r}.safetensors`));
+    const name = path.join(dir, `head-rank${r}.safetensors`);
+    const file = T.loadSafetensors(name);
     meta = file.metadata;
+    const w = file.tensors.get("weight");
+    if (w && w.dtype !== head.weight.dtype)
+      throw new Error(`${name}: tensor 'weight' is stored as ${w.dtype}, the head's is ${head.weight.dtype}`);
     for (const [k, t] of file.tensors) {
       if (t.ndim !== 2 || t.size(0) !== old.count) {
         if (!rowState.has(k)) rowState.set(k, t); // scalars (step counters) are the same everywhere

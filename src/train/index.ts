@@ -22,6 +22,9 @@ export {
   loadHeadShard,
   listCheckpoints,
   pruneCheckpoints,
+  readManifest,
+  verifyCheckpoint,
+  CorruptCheckpointError,
   type Manifest,
 } from "./checkpoint.ts";
 export {

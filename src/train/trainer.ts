@@ -11,17 +11,24 @@ import { PartialFC } from "../head/index.ts";
 import { MARGIN_PRESETS } from "../losses/index.ts";
 import { type Backbone, buildBackbone } from "../models/index.ts";
 import { AdamW, LARS, LRScheduler, SGD, type ScheduleOptions } from "../optim/index.ts";
-import { DataLoader, openDataset } from "../data/index.ts";
+import { type Batch, DataLoader, openDataset } from "../data/index.ts";
 import { batchToTensors } from "../data/tensors.ts";
 import { type TrainConfig } from "./config.ts";
 import {
+  CorruptCheckpointError,
   type TrainState,
-  listCheckpoints,
   loadCheckpoint,
   pruneCheckpoints,
   saveCheckpoint,
 } from "./checkpoint.ts";
 import { type AnyOptimizer, type ParamGroups, TrainStep } from "./step.ts";
+import { checkBatchLabels } from "./labels.ts";
+import {
+  checkpointToResume,
+  intactCheckpointHint,
+  removeStaleTempFiles,
+  truncateMetrics,
+} from "./run-dir.ts";
 
 export interface StepMetrics {
   step: number;
@@ -48,8 +55,11 @@ export type VerifyHook = (backbone: Backbone, step: number) => Promise<Record<st
 export interface TrainOptions {
   /** Default: joined from the environment (single process when WORLD_SIZE is unset). */
   group?: ProcessGroup;
-  /** Continue from the newest complete checkpoint in runDir (if any). */
-  resume?: boolean;
+  /**
+   * Continue from the newest complete checkpoint in runDir (true: there must be one), or from
+   * the checkpoint folder named.
+   */
+  resume?: boolean | string;
   verify?: VerifyHook;
   onEvent?: (e: TrainEvent) => void;
   /** Stop after this step (tests); the schedule still spans config.steps. */
@@ -67,10 +77,13 @@ export async function train(cfg: TrainConfig, o: TrainOptions = {}): Promise<Tra
   const group = o.group ?? ProcessGroup.init(undefined, { timeoutMs: cfg.dist.timeoutS * 1000 });
   try {
     fs.mkdirSync(cfg.runDir, { recursive: true });
-    const { loader, numClasses } = await openLoader(cfg, group);
+    if (group.rank === 0)
+      for (const f of removeStaleTempFiles(cfg.runDir))
+        emit({ kind: "warning", message: `removed ${f}, left by an interrupted write` });
+    const { loader, numClasses, check } = await openLoader(cfg, group);
     loader.on("warning", (w) => emit({ kind: "warning", message: `${w.where}: ${w.reason}` }));
     try {
-      return await trainWith(cfg, o, group, loader, numClasses);
+      return await trainWith(cfg, o, group, loader, numClasses, check);
     } finally {
       // The decode workers keep the process alive until closed, error or not.
       await loader.close();
@@ -84,7 +97,7 @@ export async function train(cfg: TrainConfig, o: TrainOptions = {}): Promise<Tra
 async function openLoader(
   cfg: TrainConfig,
   group: ProcessGroup,
-): Promise<{ loader: DataLoader; numClasses: number }> {
+): Promise<{ loader: DataLoader; numClasses: number; check: (b: Batch) => void }> {
   const dataset = openDataset(cfg.data.path);
   try {
     const numClasses = cfg.head.numClasses || dataset.numClasses;
@@ -113,7 +126,11 @@ async function openLoader(
       dtype: "u8",
       layout: "nhwc",
     });
-    return { loader, numClasses };
+    const whence = cfg.head.numClasses
+      ? `head.numClasses = ${numClasses}`
+      : `head.numClasses is 0: ${cfg.data.path} declares ${numClasses} identities`;
+    const check = (b: Batch): void => checkBatchLabels(b, numClasses, whence, (i) => dataset.describe(i));
+    return { loader, numClasses, check };
   } catch (e) {
     dataset.close();
     throw e;
@@ -126,6 +143,7 @@ async function trainWith(
   group: ProcessGroup,
   loader: DataLoader,
   numClasses: number,
+  checkLabels: (b: Batch) => void,
 ): Promise<TrainResult> {
   const emit = o.onEvent ?? ((): void => undefined);
   const { rank, worldSize } = group;
@@ -190,10 +208,20 @@ async function trainWith(
   });
 
   let startStep = 0;
-  const latest = o.resume ? listCheckpoints(cfg.runDir).at(-1) : undefined;
-  if (latest) {
-    const loaded = loadCheckpoint(group, latest.dir, state());
+  const metricsFile = path.join(cfg.runDir, rank === 0 ? "metrics.jsonl" : `metrics-rank${rank}.jsonl`);
+  if (o.resume) {
+    const dir = checkpointToResume(cfg.runDir, o.resume);
+    let loaded: ReturnType<typeof loadCheckpoint>;
+    try {
+      loaded = loadCheckpoint(group, dir, state());
+    } catch (e) {
+      if (!(e instanceof CorruptCheckpointError) || o.resume !== true) throw e;
+      throw new Error(`${e.message}\n${intactCheckpointHint(cfg.runDir, dir)}`, { cause: e });
+    }
+    if (loaded.step > cfg.steps)
+      throw new Error(`${dir}: step ${loaded.step} is past the schedule's end (steps = ${cfg.steps})`);
     startStep = loaded.step;
+    truncateMetrics(metricsFile, startStep);
     for (const s of schedules) s.loadStateDict({ ...schedule0(s), iteration: startStep });
     // A different world size has no per-rank RNG to restore: reseed from the step.
     if (!loaded.rank) T.manualSeed(cfg.seed * 7919 + 1 + rank + startStep * 104729);
@@ -207,7 +235,6 @@ async function trainWith(
     params: backbone.numParameters(),
   });
 
-  const metricsFile = path.join(cfg.runDir, rank === 0 ? "metrics.jsonl" : `metrics-rank${rank}.jsonl`);
   const verifyNow = async (at: number): Promise<void> => {
     if (!o.verify) return;
     backbone.eval();
@@ -225,6 +252,7 @@ async function trainWith(
     while (step < end) {
       for await (const batch of loader.epoch(epoch, inEpoch)) {
         if (step >= end) break;
+        checkLabels(batch);
         const t0 = performance.now();
         const lr = schedules[0]!.lr;
         const { loss, skipped, lossScale } = T.scope(() => {

@@ -2,7 +2,7 @@
 // ("model." keys beside optimizer state), arcface_torch's .pth (layout read off the keys).
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
-import { mkdirSync, mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
@@ -10,7 +10,7 @@ import * as T from "../../src/torch/index.ts";
 import { loadBackboneCheckpoint, saveBackboneCheckpoint } from "../../src/models/index.ts";
 import { mfrForward, randomImages } from "../../src/export/index.ts";
 import { maxAbsDiff } from "../helpers.ts";
-import { tinyBackbone } from "./helpers.ts";
+import { tinyBackbone, trainerCheckpoint } from "./helpers.ts";
 
 const fixtures = fileURLToPath(new URL("../fixtures/models/", import.meta.url));
 let dir = "";
@@ -37,13 +37,7 @@ test("safetensors round trip: the metadata names the layout, the weights give th
 test("a trainer checkpoint folder: backbone.safetensors with model.* keys and optimizer state", () => {
   const m = tinyBackbone("mbf", 2);
   const step = path.join(dir, "step-00000010");
-  mkdirSync(step);
-  const tensors = new Map<string, T.Tensor>();
-  for (const [k, t] of m.stateDict()) tensors.set(`model.${k}`, t);
-  const momentum = T.zeros([3]);
-  tensors.set("optim.state.0.momentum_buffer", momentum);
-  T.saveSafetensors(path.join(step, "backbone.safetensors"), tensors, { "optim.kind": "sgd" });
-  momentum.dispose();
+  trainerCheckpoint(step, m);
   const loaded = loadBackboneCheckpoint(step);
   assert.deepEqual(loaded.descriptor, { backbone: "mbf", width: 0.125, numFeatures: 32 });
   const x = randomImages(1);

@@ -2,6 +2,7 @@
 // checkpoints, and a way to run the CLI.
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
+import { mkdirSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import * as T from "../../src/torch/index.ts";
@@ -23,6 +24,27 @@ export function tinyCheckpoint(name: string, dir: string, seed = 1): string {
   const file = path.join(dir, `${name}.safetensors`);
   saveBackboneCheckpoint(file, m);
   m.dispose();
+  return file;
+}
+
+/**
+ * Writes `m` as the trainer does into folder `step`: backbone.safetensors with "model." keys
+ * beside optimizer state, sealed by a manifest.json of checksums. Returns the backbone file.
+ */
+export function trainerCheckpoint(step: string, m: Backbone): string {
+  mkdirSync(step, { recursive: true });
+  const tensors = new Map<string, T.Tensor>();
+  for (const [k, t] of m.stateDict()) tensors.set(`model.${k}`, t);
+  const momentum = T.zeros([3]);
+  tensors.set("optim.state.0.momentum_buffer", momentum);
+  const file = path.join(step, "backbone.safetensors");
+  T.saveSafetensors(file, tensors, { "optim.kind": "sgd" });
+  momentum.dispose();
+  const files = { "backbone.safetensors": T.sha256File(file) };
+  writeFileSync(
+    path.join(step, "manifest.json"),
+    JSON.stringify({ step: 10, worldSize: 1, numClasses: 4, files }),
+  );
   return file;
 }
 

@@ -73,6 +73,9 @@ test("loadStateDict copies values; strict errors name the keys and change nothin
   missing.delete("scale");
   missing.set("extra", T.ones([1]));
   assert.throws(() => b.loadStateDict(missing), /missing keys: scale; unexpected keys: extra/);
+  const retyped = new Map(a.stateDict());
+  retyped.set("body.2.weight", T.zeros([2, 64], { dtype: "i32" }));
+  assert.throws(() => b.loadStateDict(retyped), /'body\.2\.weight' is stored as i32, the model's is f32/);
   assert.deepEqual(b.stateDict().get("body.2.weight")!.toArray(), before);
   const r = b.loadStateDict(missing, { strict: false });
   assert.deepEqual(r, { missing: ["scale"], unexpected: ["extra"] });

@@ -21,6 +21,7 @@ async function embeddedInput(model: string, data: string, flags: EvalFlags): Pro
   try {
     const e = await embedDataset(embedder, data, { flip: !!flags.flip });
     if (!e.labelled) throw new Error(`${data}: images without identities have no pairs to evaluate`);
+    if (e.count === 0) throw new Error(`${data}: no images to embed, nothing to evaluate`);
     const groups = flags.groups === undefined ? undefined : T.scope(() => T.loadNpy(flags.groups!).toArray());
     const embeddings = T.tensor(e.embeddings, { shape: [e.count, e.dim] });
     return { embeddings, labels: e.labels, ...(groups ? { groups } : {}) };

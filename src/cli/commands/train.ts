@@ -1,4 +1,4 @@
-// `mfr train CONFIG [--set key=value ...] [--resume]`: one process, or one rank under `mfr launch`.
+// `mfr train CONFIG [--set key=value ...] [--resume [CHECKPOINT]]`: one process, or one rank under `mfr launch`.
 // Rank 0 shows a progress bar (or a line per logged step when stderr is not a terminal).
 import type { Command } from "commander";
 import { SingleBar } from "cli-progress";
@@ -17,8 +17,11 @@ export function registerTrain(program: Command): void {
       (v: string, acc: string[]) => [...acc, v],
       [],
     )
-    .option("--resume", "continue from the newest complete checkpoint in runDir")
-    .action(async (file: string, o: { set: string[]; resume?: boolean }) => {
+    .option(
+      "--resume [checkpoint]",
+      "continue from the newest complete checkpoint in runDir (there must be one), or from the step-N folder given",
+    )
+    .action(async (file: string, o: { set: string[]; resume?: boolean | string }) => {
       const cfg = await loadConfigFile(file, o.set);
       const rank0 = (process.env.RANK ?? "0") === "0";
       const tty = process.stderr.isTTY && rank0;
@@ -62,7 +65,7 @@ export function registerTrain(program: Command): void {
             break;
         }
       };
-      const r = await train(cfg, { resume: !!o.resume, onEvent });
+      const r = await train(cfg, { resume: o.resume ?? false, onEvent });
       bar?.stop();
       if (rank0 && r.losses.length) {
         console.error(

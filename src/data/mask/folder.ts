@@ -1,7 +1,15 @@
 // `mfr mask IN OUT`: draws masks on every image of a folder (or on one image), e.g. to build a
 // masked verification set. Each image's mask depends only on the seed and its relative path, so
 // reruns and partial reruns agree.
-import { mkdirSync, readFileSync, readdirSync, statSync, writeFileSync } from "node:fs";
+import {
+  existsSync,
+  mkdirSync,
+  readFileSync,
+  readdirSync,
+  realpathSync,
+  statSync,
+  writeFileSync,
+} from "node:fs";
 import path from "node:path";
 import { hash32, hashString } from "../rng.ts";
 import { maskImage } from "./render.ts";
@@ -55,12 +63,33 @@ export interface MaskFolderResult {
   failed: { file: string; reason: string }[];
 }
 
+/** `p` with symbolic links resolved, also where its last components do not exist yet. */
+function realPath(p: string): string {
+  const abs = path.resolve(p);
+  if (existsSync(abs)) return realpathSync(abs);
+  const parent = path.dirname(abs);
+  return parent === abs ? abs : path.join(realPath(parent), path.basename(abs));
+}
+
+/** Refuses an output that is the input or lies inside the input folder: it would overwrite faces. */
+function checkOutput(input: string, output: string, single: boolean): void {
+  const src = realPath(input);
+  const dst = realPath(output);
+  const inside = !single && (dst + path.sep).startsWith(src + path.sep);
+  if (dst === src || inside)
+    throw new Error(
+      `mask: output ${output} ${dst === src ? "is" : "is inside"} the input ${input}; ` +
+        "masked images would overwrite or mix with the originals: choose another output",
+    );
+}
+
 export async function maskFolder(
   input: string,
   output: string,
   o: MaskFolderOptions,
 ): Promise<MaskFolderResult> {
   const single = statSync(input).isFile();
+  checkOutput(input, output, single);
   const files = single ? [path.basename(input)] : listImages(input);
   const inRoot = single ? path.dirname(input) : input;
   const res: MaskFolderResult = { images: files.length, masked: 0, failed: [] };

@@ -30,6 +30,26 @@ export function writeAtomic(target: string, write: (fd: number) => void): void {
   }
 }
 
+/** writeAtomic's temporary names: ".<target>.tmp-<pid>-<random>". */
+const TEMP_NAME = /^\..+\.tmp-\d+-[0-9a-z]+$/;
+
+/**
+ * Removes the temporary files a killed writeAtomic left in `dir` (only names of that form), for
+ * a caller that knows no write into `dir` is under way. Returns the paths removed.
+ */
+export function removeStaleTemps(dir: string): string[] {
+  if (!fs.existsSync(dir)) return [];
+  const removed: string[] = [];
+  for (const name of fs.readdirSync(dir)) {
+    if (!TEMP_NAME.test(name)) continue;
+    const file = path.join(dir, name);
+    if (!fs.statSync(file).isFile()) continue;
+    fs.rmSync(file, { force: true });
+    removed.push(file);
+  }
+  return removed;
+}
+
 /** Writes all of buf at the fd's current position. */
 export function writeAll(fd: number, buf: Uint8Array): void {
   let off = 0;
