@@ -10,6 +10,8 @@ import {
 } from "../torch/native.ts";
 import * as T from "../torch/index.ts";
 import { type Placement, placementFromEnv } from "./rendezvous.ts";
+import { chooseAddress } from "./address.ts";
+import { FailureBoard } from "./failure.ts";
 
 export type { ReduceOp };
 
@@ -17,25 +19,41 @@ export interface GroupOptions {
   /** How long a collective or the rendezvous may take before it fails (ms). */
   timeoutMs?: number;
   backend?: "gloo" | "nccl";
-  /** Address this rank's Gloo device binds to (default: resolve the hostname, else loopback). */
+  /**
+   * Address this rank's Gloo device binds to and advertises (default: chooseAddress — the
+   * interface in MFR_SOCKET_IFNAME / GLOO_SOCKET_IFNAME, else the one that reaches the master).
+   */
   hostname?: string;
 }
 
 /** A collective in flight (possibly several native ones). The result is valid once waited for. */
 export class Work<R = void> {
   private readonly handles: NativeWork[];
+  /**
+   * `failed` turns a native failure into the error to throw (one that names the ranks that did
+   * not answer); without it (a group of one) nothing can fail.
+   */
   constructor(
     handle: NativeWork | NativeWork[] | undefined,
     private readonly finish: () => R,
+    private readonly failed?: (e: unknown) => Error,
   ) {
     this.handles = handle === undefined ? [] : Array.isArray(handle) ? handle : [handle];
   }
   wait(timeoutMs?: number): R {
-    for (const h of this.handles) native.workWait(h, timeoutMs);
+    try {
+      for (const h of this.handles) native.workWait(h, timeoutMs);
+    } catch (e) {
+      throw this.failed ? this.failed(e) : e;
+    }
     return this.finish();
   }
   async waitAsync(timeoutMs?: number): Promise<R> {
-    for (const h of this.handles) await native.workWaitAsync(h, timeoutMs);
+    try {
+      for (const h of this.handles) await native.workWaitAsync(h, timeoutMs);
+    } catch (e) {
+      throw this.failed ? this.failed(e) : e;
+    }
     return this.finish();
   }
   done(): boolean {
@@ -45,13 +63,20 @@ export class Work<R = void> {
 
 const defaultTimeout = (): number => Number(process.env.MFR_DIST_TIMEOUT_S ?? 600) * 1000;
 
+/** How long a failed rank waits for the others to report their failures (and its store client's timeout). */
+const answerTimeout = (timeoutMs: number): number => Math.min(timeoutMs, 5000);
+
 export class ProcessGroup {
+  /** Collectives issued so far: the same count on every rank, so it names a collective job-wide. */
+  private issued = 0;
+
   private constructor(
     readonly rank: number,
     readonly worldSize: number,
     private group: NativeGroup | undefined,
     private readonly store: NativeStore | undefined,
     readonly backend: "gloo" | "nccl" | "none",
+    private readonly board?: FailureBoard,
   ) {}
 
   /** A group of one: collectives are no-ops that keep the same call shape. */
@@ -63,29 +88,45 @@ export class ProcessGroup {
   static init(placement: Placement = placementFromEnv(), o: GroupOptions = {}): ProcessGroup {
     if (placement.worldSize === 1) return ProcessGroup.single();
     const timeoutMs = o.timeoutMs ?? defaultTimeout();
-    const store = native.storeCreate(
-      placement.masterAddr,
-      placement.masterPort,
-      placement.rank === 0,
-      placement.worldSize,
-      timeoutMs,
-    );
+    const { masterAddr, masterPort, rank, worldSize } = placement;
     const backend = o.backend ?? "gloo";
+    // Chosen before the rendezvous so that a bad interface name fails at once.
+    const hostname =
+      backend === "gloo" ? (o.hostname ?? chooseAddress({ masterAddr, masterPort }).address) : undefined;
+    const store = native.storeCreate(masterAddr, masterPort, rank === 0, worldSize, timeoutMs);
     let group: NativeGroup;
     if (backend === "nccl") {
       if (!native.groupNccl)
         throw new Error("backend 'nccl' needs mfr built against a CUDA libtorch (MFR_LIBTORCH)");
-      group = native.groupNccl(store, placement.rank, placement.worldSize, timeoutMs);
+      group = native.groupNccl(store, rank, worldSize, timeoutMs);
     } else {
-      group = native.groupGloo(
-        store,
-        placement.rank,
-        placement.worldSize,
-        timeoutMs,
-        o.hostname ?? "127.0.0.1",
-      );
+      group = native.groupGloo(store, rank, worldSize, timeoutMs, hostname);
     }
-    return new ProcessGroup(placement.rank, placement.worldSize, group, store, backend);
+    // A second store client for diagnosing failures, with a short timeout: c10d sets a client's
+    // socket timeout on its first wait, hence the get of a key it has just set.
+    const answerMs = answerTimeout(timeoutMs);
+    const probe = native.storeCreate(masterAddr, masterPort, false, worldSize, answerMs);
+    native.storeSet(probe, `mfr/probe/${rank}`, "1");
+    native.storeGet(probe, `mfr/probe/${rank}`);
+    const board = new FailureBoard(
+      { add: (key, delta) => native.storeAdd(probe, key, delta) },
+      { rank, worldSize, timeoutMs, answerMs, storeAt: `${masterAddr}:${masterPort}` },
+    );
+    return new ProcessGroup(rank, worldSize, group, store, backend, board);
+  }
+
+  /**
+   * The error to throw for a failure of this group's collectives that did not come through a
+   * Work (e.g. c10d's Reducer inside backward): one naming the ranks that did not answer.
+   */
+  explainFailure(e: unknown, what = "a collective"): unknown {
+    return this.board ? this.board.explain(e, what) : e;
+  }
+
+  /** A Work for native handle(s) of collective `kind`, whose failures name the silent ranks. */
+  private work<R>(kind: string, handle: NativeWork | NativeWork[], finish: () => R): Work<R> {
+    const what = `${kind} #${++this.issued}`;
+    return new Work(handle, finish, (e) => this.board!.explain(e, what));
   }
 
   /** @internal The native group, for src/distributed's own machinery (the Reducer). */
@@ -104,7 +145,8 @@ export class ProcessGroup {
    */
   allReduce(tensors: readonly T.Tensor[], op: ReduceOp = "sum"): Work {
     if (this.worldSize === 1) return new Work(undefined, () => undefined);
-    return new Work(
+    return this.work(
+      "allreduce",
       tensors.map((t) => native.allreduce(this.g(), [t.native], op)),
       () => undefined,
     );
@@ -117,7 +159,8 @@ export class ProcessGroup {
       outs[0]!.copy_(input);
       return new Work(undefined, () => outs);
     }
-    return new Work(
+    return this.work(
+      "allgather",
       native.allgather(
         this.g(),
         outs.map((t) => t.native),
@@ -138,7 +181,8 @@ export class ProcessGroup {
       outputs[0]!.copy_(input);
       return new Work(undefined, () => undefined);
     }
-    return new Work(
+    return this.work(
+      "allgather",
       native.allgather(
         this.g(),
         outputs.map((t) => t.native),
@@ -151,7 +195,8 @@ export class ProcessGroup {
   /** Copies rank `root`'s tensors into everyone's (one collective per tensor). */
   broadcast(tensors: readonly T.Tensor[], root = 0): Work {
     if (this.worldSize === 1) return new Work(undefined, () => undefined);
-    return new Work(
+    return this.work(
+      "broadcast",
       tensors.map((t) => native.broadcast(this.g(), [t.native], root)),
       () => undefined,
     );
@@ -170,7 +215,8 @@ export class ProcessGroup {
       return new Work(undefined, () => undefined);
     }
     if (this.backend === "nccl") {
-      return new Work(
+      return this.work(
+        "reduceScatter",
         native.reduceScatter(
           this.g(),
           output.native,
@@ -182,7 +228,7 @@ export class ProcessGroup {
     }
     const stacked = T.stack([...inputs]);
     const work = native.allreduce(this.g(), [stacked.native], op);
-    return new Work(work, () => {
+    return this.work("reduceScatter", work, () => {
       const mine = stacked.select(0, this.rank);
       output.copy_(mine);
       mine.dispose();
@@ -192,7 +238,7 @@ export class ProcessGroup {
 
   barrier(): Work {
     if (this.worldSize === 1) return new Work(undefined, () => undefined);
-    return new Work(native.barrier(this.g()), () => undefined);
+    return this.work("barrier", native.barrier(this.g()), () => undefined);
   }
 
   /** Shared key-value store of the job (rendezvous data, small metadata). */
