@@ -117,10 +117,13 @@ export class ProcessGroup {
 
   /**
    * The error to throw for a failure of this group's collectives that did not come through a
-   * Work (e.g. c10d's Reducer inside backward): one naming the ranks that did not answer.
+   * Work (e.g. c10d's Reducer inside backward): one naming the ranks that did not answer. Other
+   * errors are returned as they are.
    */
   explainFailure(e: unknown, what = "a collective"): unknown {
-    return this.board ? this.board.explain(e, what) : e;
+    // Only communication errors: a rank's own failure (bad data, no memory) stays its own.
+    if (!this.board || !(e instanceof Error) || !/gloo\/|NCCL/.test(e.message)) return e;
+    return this.board.explain(e, what);
   }
 
   /** A Work for native handle(s) of collective `kind`, whose failures name the silent ranks. */

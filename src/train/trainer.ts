@@ -88,6 +88,9 @@ export async function train(cfg: TrainConfig, o: TrainOptions = {}): Promise<Tra
       // The decode workers keep the process alive until closed, error or not.
       await loader.close();
     }
+  } catch (e) {
+    // A gradient all-reduce fails inside backward, out of the group's sight: name the silent ranks.
+    throw group.explainFailure(e);
   } finally {
     if (!o.group) group.destroy();
   }
