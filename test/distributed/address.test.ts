@@ -29,6 +29,9 @@ test("the interface named by MFR_SOCKET_IFNAME, else GLOO_SOCKET_IFNAME, gives t
   });
   // IPv6 when the interface has no IPv4, never a link-local one
   assert.deepEqual(both, { address: "2001:db8::5", reason: "MFR_SOCKET_IFNAME=ib0" });
+  // this machine's own interfaces by default
+  const lo = chooseAddress({ masterAddr: "10.1.2.3", masterPort: 1, env: { MFR_SOCKET_IFNAME: "lo" } });
+  assert.equal(lo.address, "127.0.0.1");
 });
 
 test("a bad interface name is an error naming the variable", () => {
