@@ -60,7 +60,9 @@ export class FailureBoard {
     if (this.explained) return this.explained;
     const { rank, worldSize, timeoutMs } = this.o;
     const reason = cause instanceof Error ? cause.message : String(cause);
-    const within = `within ${timeoutMs / 1000} s in ${what}, seen from rank ${rank}`;
+    // "within" only when it was the timeout that ended it (not, say, a closed connection)
+    const timedOut = /timed? ?out/i.test(reason);
+    const within = `${timedOut ? `within ${timeoutMs / 1000} s ` : ""}in ${what}, seen from rank ${rank}`;
     const others = Array.from({ length: worldSize }, (_, k) => k).filter((k) => k !== rank);
     let message: string;
     let silent: number[];

@@ -89,3 +89,9 @@ test("a store that does not answer names rank 0, which serves it", () => {
   assert.equal(store.values.get("mfr/failed/1"), 1);
   assert.deepEqual(board(store, 0, 2).b.explain(timedOut, "allreduce #1").silentRanks, []);
 });
+
+test("a closed connection is no timeout: the message says where, not how long", () => {
+  const closed = new Error("[gloo/transport/tcp/pair.cc:598] Connection closed by peer [10.0.0.2]:4242");
+  const e = board(new MemoryStore(), 0, 2).b.explain(closed, "broadcast #1");
+  assert.match(e.message, /^rank 1 did not answer in broadcast #1, seen from rank 0: \[gloo/);
+});
