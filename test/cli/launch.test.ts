@@ -47,3 +47,32 @@ test("mfr launch trains configs/demo.ts on two ranks", async () => {
   const metrics = fs.readFileSync(path.join(runDir, "metrics.jsonl"), "utf8").trim().split("\n");
   assert.equal(metrics.length, 3);
 });
+
+/** A user's TypeScript script in a folder of its own, outside the repository. */
+function userScript(name: string, text: string): string {
+  const file = path.join(fs.mkdtempSync(path.join(os.tmpdir(), "mfr-script-")), name);
+  fs.writeFileSync(file, text);
+  return file;
+}
+
+const printRank = userScript(
+  "rank.ts",
+  'const env: NodeJS.ProcessEnv = process.env;\nconsole.log(`rank ${env.RANK}/${env.WORLD_SIZE} args ${process.argv.slice(2).join(",")}`);\n',
+);
+
+test("mfr launch runs a user's TypeScript script on two ranks, with or without `node`", async () => {
+  for (const command of [["node", printRank], [printRank]]) {
+    const r = await mfr(["launch", "--nproc-per-node", "2", "--", ...command, "a", "b"]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.deepEqual(r.stdout.trim().split("\n").sort(), ["rank 0/2 args a,b", "rank 1/2 args a,b"]);
+  }
+});
+
+test("mfr launch runs any executable, and names one that cannot start", async () => {
+  const r = await mfr(["launch", "--nproc-per-node", "2", "--", "sh", "-c", 'echo "sh $RANK/$WORLD_SIZE"']);
+  assert.equal(r.code, 0, r.stderr);
+  assert.deepEqual(r.stdout.trim().split("\n").sort(), ["sh 0/2", "sh 1/2"]);
+  const bad = await mfr(["launch", "--nproc-per-node", "2", "--", "no-such-program-here"]);
+  assert.equal(bad.code, 127);
+  assert.match(bad.stderr, /could not start no-such-program-here: spawn no-such-program-here ENOENT/);
+});
