@@ -1,10 +1,12 @@
 // The launcher: starts one process per rank with torchrun's variables, watches them, and ends
 // the job when any rank fails (others are terminated, then killed after a grace period), so a
-// dead rank never leaves the rest hanging or orphaned.
+// dead rank never leaves the rest hanging or orphaned. Ranks also stop when the launcher itself
+// dies, by any signal (parent.ts).
 import { type ChildProcess, spawn } from "node:child_process";
 import net from "node:net";
 import { EventEmitter } from "node:events";
 import { heapEnv } from "../torch/heap.ts";
+import { withParentPipe } from "./parent.ts";
 
 export interface LaunchOptions {
   nprocPerNode: number;
@@ -123,7 +125,7 @@ export async function launch(o: LaunchOptions): Promise<Launch> {
         o.stdio === "pipe"
           ? (["ignore", "pipe", "pipe"] as const)
           : (["inherit", "inherit", "inherit"] as const);
-      const child = spawn(file, args, { stdio: [...std], env });
+      const child = spawn(file, args, withParentPipe(std, env));
       children.push(child);
       queueMicrotask(() => job.emit("spawn", rank, child.pid));
       const ended = (code: number | null, signal: NodeJS.Signals | null, why?: string): void => {

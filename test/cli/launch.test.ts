@@ -6,7 +6,8 @@ import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { synthesizeDataset } from "../../src/data/index.ts";
-import { mfr } from "../helpers/mfr.ts";
+import { heapEnv } from "../../src/torch/heap.ts";
+import { mfr, startMfr } from "../helpers/mfr.ts";
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), "mfr-launch-"));
 const data = path.join(tmp, "data");
@@ -76,3 +77,59 @@ test("mfr launch runs any executable, and names one that cannot start", async ()
   assert.equal(bad.code, 127);
   assert.match(bad.stderr, /could not start no-such-program-here: spawn no-such-program-here ENOENT/);
 });
+
+/** Whether a process is running (a zombie waiting to be reaped has stopped: it counts as gone). */
+function alive(pid: number): boolean {
+  try {
+    return !/^\d+ \(.*\) Z/.test(fs.readFileSync(`/proc/${pid}/stat`, "utf8"));
+  } catch {
+    return false;
+  }
+}
+
+async function waitFor(what: string, ok: () => boolean, ms: number): Promise<void> {
+  const t0 = Date.now();
+  while (!ok()) {
+    if (Date.now() - t0 > ms) assert.fail(`${what} after ${ms} ms`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+const forever = userScript(
+  "forever.ts",
+  [
+    'import fs from "node:fs";',
+    "const dir: string = process.argv[2]!;",
+    "fs.writeFileSync(`${dir}/rank${process.env.RANK}`, `${process.pid} ${process.ppid}`);",
+    "setInterval(() => {}, 1000);",
+  ].join("\n"),
+);
+
+// Killed like a user's `kill -9` of the command they started. With the heap settings in the
+// environment (as the tests run) that process is the launcher; without them it is bin/mfr.js's
+// first process, and the launcher is the child it restarted itself in.
+for (const heap of ["set", "unset"] as const) {
+  test(`ranks stop when their launcher is SIGKILLed (heap settings ${heap} at start)`, async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "mfr-orphans-"));
+    const env = { GLIBC_TUNABLES: heap === "set" ? heapEnv({}).GLIBC_TUNABLES : undefined };
+    const { child, done } = startMfr(["launch", "--nproc-per-node", "2", "--", forever, dir], { env });
+    const files = [0, 1].map((r) => path.join(dir, `rank${r}`));
+    await waitFor(
+      "ranks not started",
+      () => files.every((f) => fs.existsSync(f) && fs.statSync(f).size > 0),
+      60_000,
+    );
+    const ranks = files.map((f) => fs.readFileSync(f, "utf8").split(" ").map(Number) as [number, number]);
+    const launcher = ranks[0]![1];
+    assert.equal(launcher === child.pid, heap === "set");
+    child.kill("SIGKILL");
+    // Not `done`: that waits for the output pipes, which surviving ranks would hold open.
+    await new Promise((r) => child.once("exit", r));
+    void done;
+    await waitFor(
+      "ranks still running",
+      () => !ranks.some(([pid]) => alive(pid)) && !alive(launcher),
+      10_000,
+    );
+  });
+}
