@@ -5,13 +5,15 @@
 import { spawn } from "node:child_process";
 import "./preamble.js";
 const { heapEnv, startedWithHeapEnv } = await import("../src/torch/heap.ts");
+const { withParentPipe } = await import("../src/distributed/parent.ts");
 
 if (startedWithHeapEnv()) {
   await import("../src/cli/main.ts");
 } else {
+  // The child stops when this process dies (withParentPipe), so a `kill -9` of the command the
+  // user started does not leave the real work running.
   const child = spawn(process.execPath, [...process.execArgv, ...process.argv.slice(1)], {
-    env: heapEnv(),
-    stdio: "inherit",
+    ...withParentPipe(["inherit", "inherit", "inherit"], heapEnv()),
   });
   // A terminal's Ctrl-C reaches the child too (same process group): outlive it and let the child
   // decide; signals sent to this process alone are passed on.

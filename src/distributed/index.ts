@@ -1,5 +1,5 @@
 export { ProcessGroup, Work, type GroupOptions, type ReduceOp } from "./group.ts";
-export { placementFromEnv, firstSlurmHost, type Placement } from "./rendezvous.ts";
+export { placementFromEnv, isGlobalRankZero, firstSlurmHost, type Placement } from "./rendezvous.ts";
 export { chooseAddress, type AddressChoice } from "./address.ts";
 export { CollectiveError } from "./failure.ts";
 export {

@@ -1,10 +1,12 @@
 // The launcher: starts one process per rank with torchrun's variables, watches them, and ends
 // the job when any rank fails (others are terminated, then killed after a grace period), so a
-// dead rank never leaves the rest hanging or orphaned.
+// dead rank never leaves the rest hanging or orphaned. Ranks also stop when the launcher itself
+// dies, by any signal (parent.ts).
 import { type ChildProcess, spawn } from "node:child_process";
 import net from "node:net";
 import { EventEmitter } from "node:events";
 import { heapEnv } from "../torch/heap.ts";
+import { withParentPipe } from "./parent.ts";
 
 export interface LaunchOptions {
   nprocPerNode: number;
@@ -13,9 +15,14 @@ export interface LaunchOptions {
   masterAddr?: string;
   /** Default: a free port when single-node, 29500 otherwise. */
   masterPort?: number;
-  /** The program and its arguments, run with this Node (e.g. [cliMain, "train", "cfg.ts"]). */
+  /**
+   * The executable each rank runs (found on the PATH like a shell would). Default: this Node,
+   * started with execArgv then argv.
+   */
+  program?: string;
+  /** The arguments: for Node, the script and its arguments (e.g. [mfrBin, "train", "cfg.ts"]). */
   argv: string[];
-  /** Node flags for the children (default: this process's, e.g. the TypeScript loader). */
+  /** Node flags for the children when program is not given (default: this process's). */
   execArgv?: string[];
   env?: NodeJS.ProcessEnv;
   /** Time between SIGTERM and SIGKILL when stopping the surviving ranks. */
@@ -101,22 +108,27 @@ export async function launch(o: LaunchOptions): Promise<Launch> {
     };
     for (let local = 0; local < o.nprocPerNode; local++) {
       const rank = nodeRank * o.nprocPerNode + local;
-      const child = spawn(process.execPath, [...(o.execArgv ?? process.execArgv), ...o.argv], {
-        stdio: o.stdio === "pipe" ? ["ignore", "pipe", "pipe"] : "inherit",
-        env: {
-          ...heapEnv(o.env ?? process.env),
-          RANK: String(rank),
-          LOCAL_RANK: String(local),
-          WORLD_SIZE: String(worldSize),
-          LOCAL_WORLD_SIZE: String(o.nprocPerNode),
-          GROUP_RANK: String(nodeRank),
-          MASTER_ADDR: masterAddr,
-          MASTER_PORT: String(masterPort),
-        },
-      });
+      const [file, args] = o.program
+        ? [o.program, o.argv]
+        : [process.execPath, [...(o.execArgv ?? process.execArgv), ...o.argv]];
+      const env = {
+        ...heapEnv(o.env ?? process.env),
+        RANK: String(rank),
+        LOCAL_RANK: String(local),
+        WORLD_SIZE: String(worldSize),
+        LOCAL_WORLD_SIZE: String(o.nprocPerNode),
+        GROUP_RANK: String(nodeRank),
+        MASTER_ADDR: masterAddr,
+        MASTER_PORT: String(masterPort),
+      };
+      const std =
+        o.stdio === "pipe"
+          ? (["ignore", "pipe", "pipe"] as const)
+          : (["inherit", "inherit", "inherit"] as const);
+      const child = spawn(file, args, withParentPipe(std, env));
       children.push(child);
       queueMicrotask(() => job.emit("spawn", rank, child.pid));
-      child.on("exit", (code, signal) => {
+      const ended = (code: number | null, signal: NodeJS.Signals | null, why?: string): void => {
         job.emit("exit", rank, code, signal);
         remaining--;
         const failed = code !== 0;
@@ -124,7 +136,7 @@ export async function launch(o: LaunchOptions): Promise<Launch> {
           failure = {
             exitCode: code && code > 0 ? code : 1,
             failedRank: rank,
-            message: `rank ${rank} (pid ${child.pid}) ${signal ? `was killed by ${signal}` : `exited with code ${code}`}`,
+            message: `rank ${rank} ${why ?? `(pid ${child.pid}) ${signal ? `was killed by ${signal}` : `exited with code ${code}`}`}`,
           };
           stopOthers();
         }
@@ -132,6 +144,11 @@ export async function launch(o: LaunchOptions): Promise<Launch> {
           if (killTimer) clearTimeout(killTimer);
           resolve(failure ?? { exitCode: 0 });
         }
+      };
+      child.on("exit", (code, signal) => ended(code, signal));
+      // A program that cannot be started (not found, not executable) never exits: it errors.
+      child.on("error", (err) => {
+        if (child.pid === undefined) ended(127, null, `could not start ${file}: ${err.message}`);
       });
     }
   });

@@ -74,3 +74,11 @@ function check(p: Placement): Placement {
     throw new Error(`${p.source}: rank ${p.rank} is not below world size ${p.worldSize}`);
   return p;
 }
+
+/**
+ * Whether this process is the job's global rank 0, under any launcher: the one process that prints
+ * progress. (RANK alone is torchrun's: under srun or mpirun it is unset on every rank.)
+ */
+export function isGlobalRankZero(env: NodeJS.ProcessEnv = process.env): boolean {
+  return placementFromEnv(env).rank === 0;
+}

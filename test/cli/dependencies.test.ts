@@ -14,11 +14,18 @@ function files(dir: string, ext: RegExp): string[] {
     .map((f) => path.join(dir, f));
 }
 
-/** Package names of the bare specifiers a module loads at run time (type-only imports are erased). */
+/**
+ * Package names of the bare specifiers a module loads at run time. Type-only imports are erased;
+ * comment lines are skipped (they quote paths and code).
+ */
 function runtimePackages(source: string): string[] {
-  const code = source.replace(/\b(?:import|export)\s+type\s[^;]*?\bfrom\s*["'][^"']+["']/gs, "");
+  const code = source
+    .split("\n")
+    .filter((l) => !/^\s*(\/\/|\/\*|\*)/.test(l))
+    .join("\n")
+    .replace(/\b(?:import|export)\s+type\s[^;]*?\bfrom\s*["'][^"']+["']/gs, "");
   const found = new Set<string>();
-  const re = /(?:\bfrom|\bimport|\brequire\(|\bimport\.meta\.resolve\()\s*\(?\s*["']([^"']+)["']/g;
+  const re = /(?:\bfrom\s*|\bimport\s*\(?\s*|\brequire\(\s*|\bimport\.meta\.resolve\(\s*)["']([^"']+)["']/g;
   for (const [, spec] of code.matchAll(re)) {
     if (/^[./]/.test(spec!) || spec!.includes(":") || isBuiltin(spec!)) continue;
     const parts = spec!.split("/");
@@ -37,6 +44,8 @@ test("runtimePackages finds static, dynamic and require imports, not types or bu
     'import "pkg-e/register";',
     'const u = import.meta.resolve("pkg-f/api");',
     'import fs from "node:fs"; import os from "os"; import x from "./local.ts";',
+    '// a comment quoting import("not-a-dep") and a path read from ("not-a-dep/file")',
+    ' * read from ("also-not/property")',
   ].join("\n");
   assert.deepEqual(runtimePackages(src).sort(), [
     "@scope/pkg-b",

@@ -2,6 +2,7 @@
 // Rank 0 shows a progress bar (or a line per logged step when stderr is not a terminal).
 import type { Command } from "commander";
 import { SingleBar } from "cli-progress";
+import { isGlobalRankZero } from "../../distributed/index.ts";
 import { loadConfigFile, train, type TrainEvent } from "../../train/index.ts";
 
 export function registerTrain(program: Command): void {
@@ -23,7 +24,7 @@ export function registerTrain(program: Command): void {
     )
     .action(async (file: string, o: { set: string[]; resume?: boolean | string }) => {
       const cfg = await loadConfigFile(file, o.set);
-      const rank0 = (process.env.RANK ?? "0") === "0";
+      const rank0 = isGlobalRankZero();
       const tty = process.stderr.isTTY && rank0;
       const bar = tty
         ? new SingleBar({ format: "train [{bar}] {value}/{total} loss {loss} lr {lr} {ips} img/s" })
