@@ -7,7 +7,7 @@ import os from "node:os";
 import path from "node:path";
 import { synthesizeDataset } from "../../src/data/index.ts";
 import { heapEnv } from "../../src/torch/heap.ts";
-import { mfr, startMfr } from "../helpers/mfr.ts";
+import { mfr, startMfr, tinyDemoSets } from "../helpers/mfr.ts";
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), "mfr-launch-"));
 const data = path.join(tmp, "data");
@@ -24,22 +24,9 @@ test("mfr launch runs an mfr subcommand on one rank", async () => {
 
 test("mfr launch trains configs/demo.ts on two ranks", async () => {
   const runDir = path.join(tmp, "run");
-  const sets = {
-    runDir,
-    "data.path": data,
-    "data.batchSize": 4,
-    "data.workers": 1,
-    "model.width": 0.125,
-    "model.embeddingSize": 16,
-    "optim.warmupSteps": 1,
-    steps: 3,
-    logEvery: 1,
-    checkpointEvery: 0,
-    verifyEvery: 0,
-  };
   const r = await mfr([
     ...["launch", "--nproc-per-node", "2", "--", "train", "configs/demo.ts"],
-    ...Object.entries(sets).flatMap(([k, v]) => ["--set", `${k}=${v}`]),
+    ...tinyDemoSets(runDir, data, { steps: 3, checkpointEvery: 0 }),
   ]);
   assert.equal(r.code, 0, r.stderr);
   assert.match(r.stderr, /mfr train: 2 rank\(s\), 6 classes/);

@@ -6,7 +6,7 @@ import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { synthesizeDataset } from "../../src/data/index.ts";
-import { mfrCli } from "../helpers/cli.ts";
+import { mfrSync } from "../helpers/mfr.ts";
 
 test("mfr mask refuses an output that is, or is inside, the input", async () => {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), "mfr-mask-out-"));
@@ -25,7 +25,7 @@ test("mfr mask refuses an output that is, or is inside, the input", async () => 
     [image, image],
     [image, path.join(link, "000000", "000.jpg")],
   ]) {
-    const r = mfrCli("mask", input!, output!);
+    const r = mfrSync("mask", input!, output!);
     assert.notEqual(r.status, 0, `mask ${input} ${output}: ${r.stdout}`);
     assert.match(r.stderr, /output .* (is|is inside) the input/, `mask ${input} ${output}`);
   }
@@ -33,7 +33,7 @@ test("mfr mask refuses an output that is, or is inside, the input", async () => 
   assert.deepEqual(fs.readdirSync(faces), ["000000"]);
   assert.deepEqual(fs.readdirSync(path.join(faces, "000000")).sort(), ["000.jpg", "001.jpg"]);
   // A sibling folder whose name starts like the input's is not inside it.
-  const r = mfrCli("mask", faces, `${faces}-masked`);
+  const r = mfrSync("mask", faces, `${faces}-masked`);
   assert.equal(r.status, 0, r.stderr);
   assert.match(r.stdout, /2 of 2 images masked/);
   assert.notDeepEqual(fs.readFileSync(path.join(`${faces}-masked`, "000000", "000.jpg")), original);

@@ -6,7 +6,7 @@ import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { synthesizeDataset } from "../../src/data/index.ts";
-import { mfrCli } from "../helpers/cli.ts";
+import { mfrSync } from "../helpers/mfr.ts";
 
 test("a failed mfr pack names the image and removes its temporary files", async () => {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), "mfr-pack-fail-"));
@@ -15,7 +15,7 @@ test("a failed mfr pack names the image and removes its temporary files", async 
   const gone = path.join(faces, "000001", "zz.jpg");
   fs.symlinkSync(path.join(dir, "deleted.jpg"), gone);
   const out = path.join(dir, "packed");
-  const r = mfrCli("pack", faces, out);
+  const r = mfrSync("pack", faces, out);
   assert.notEqual(r.status, 0);
   assert.ok(r.stderr.includes(gone), r.stderr);
   assert.deepEqual(fs.existsSync(out) ? fs.readdirSync(out) : [], []);

@@ -13,7 +13,7 @@ import os from "node:os";
 import path from "node:path";
 import { synthesizeDataset } from "../../src/data/index.ts";
 import { listCheckpoints } from "../../src/train/index.ts";
-import { mfrBin, root, type Outcome } from "../helpers/mfr.ts";
+import { mfrBin, root, tinyDemoSets, type Outcome } from "../helpers/mfr.ts";
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), "mfr-nodes-"));
 const data = path.join(tmp, "data");
@@ -89,20 +89,7 @@ function startNode(
     ...["--nnodes", "2", "--node-rank", String(node), "--nproc-per-node", "1"],
     ...["--master-addr", addr[0]!, "--master-port", String(port), "--grace", "1"],
     ...["--", "train", "configs/demo.ts", ...extra],
-    ...Object.entries({
-      runDir,
-      "data.path": data,
-      "data.batchSize": 4,
-      "data.workers": 1,
-      "model.width": 0.125,
-      "model.embeddingSize": 16,
-      "optim.warmupSteps": 1,
-      logEvery: 1,
-      checkpointEvery: 2,
-      verifyEvery: 0,
-      "dist.timeoutS": timeoutS,
-      ...sets,
-    }).flatMap(([k, v]) => ["--set", `${k}=${v}`]),
+    ...tinyDemoSets(runDir, data, { checkpointEvery: 2, "dist.timeoutS": timeoutS, ...sets }),
   ];
   // Its own process group, so that cleanup reaches the launcher's ranks too.
   const child = spawn("ip", args, {

@@ -6,8 +6,8 @@ import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import * as T from "../../src/torch/index.ts";
-import { mfrCli } from "../helpers/cli.ts";
-import { assertClose } from "../helpers.ts";
+import { mfrSync } from "../helpers/mfr.ts";
+import { assertClose } from "../helpers/numeric.ts";
 
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), "mfr-eval-extremes-"));
 const p = (f: string): string => path.join(dir, f);
@@ -18,7 +18,7 @@ interface Result {
 }
 
 function evalJson(embeddings: string, labels: string): Result {
-  const r = mfrCli("eval", "--embeddings", embeddings, "--labels", labels, "--fpr", "0.01,0.1", "--json");
+  const r = mfrSync("eval", "--embeddings", embeddings, "--labels", labels, "--fpr", "0.01,0.1", "--json");
   assert.equal(r.status, 0, r.stderr);
   return JSON.parse(r.stdout) as Result;
 }
@@ -62,7 +62,7 @@ for (const [name, scaled] of [
 test("an empty set is an error naming the file", () => {
   T.saveNpy(p("e0.npy"), T.zeros([0, 16]));
   T.saveNpy(p("l0.npy"), T.zeros([0], { dtype: "i64" }));
-  const r = mfrCli("eval", "--embeddings", p("e0.npy"), "--labels", p("l0.npy"), "--json");
+  const r = mfrSync("eval", "--embeddings", p("e0.npy"), "--labels", p("l0.npy"), "--json");
   assert.notEqual(r.status, 0);
   assert.match(r.stderr, new RegExp(`${p("e0.npy")}: embeddings are \\[0, 16\\]: nothing to evaluate`));
 });

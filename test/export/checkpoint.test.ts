@@ -9,7 +9,7 @@ import { fileURLToPath } from "node:url";
 import * as T from "../../src/torch/index.ts";
 import { loadBackboneCheckpoint, saveBackboneCheckpoint } from "../../src/models/index.ts";
 import { mfrForward, randomImages } from "../../src/export/index.ts";
-import { maxAbsDiff } from "../helpers.ts";
+import { maxAbsDiff } from "../helpers/numeric.ts";
 import { tinyBackbone, trainerCheckpoint } from "./helpers.ts";
 
 const fixtures = fileURLToPath(new URL("../fixtures/models/", import.meta.url));

@@ -6,7 +6,7 @@ import fs from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { synthesizeDataset } from "../../src/data/index.ts";
-import { mfrCli } from "../helpers/cli.ts";
+import { mfrSync } from "../helpers/mfr.ts";
 import { tinyBackbone, tinyCheckpoint, trainerCheckpoint } from "./helpers.ts";
 
 let dir = "";
@@ -32,11 +32,11 @@ function retypeFirstF32(file: string): string {
 }
 
 /** The commands that read a checkpoint, each of which must refuse `model`. */
-function everyReader(model: string): [string, ReturnType<typeof mfrCli>][] {
+function everyReader(model: string): [string, ReturnType<typeof mfrSync>][] {
   return [
-    ["export", mfrCli("export", "--model", model, "--out", path.join(dir, "x.onnx"))],
-    ["embed", mfrCli("embed", "--model", model, "--data", faces, "--out", path.join(dir, "x.npy"))],
-    ["eval", mfrCli("eval", "--model", model, "--data", faces, "--json")],
+    ["export", mfrSync("export", "--model", model, "--out", path.join(dir, "x.onnx"))],
+    ["embed", mfrSync("embed", "--model", model, "--data", faces, "--out", path.join(dir, "x.npy"))],
+    ["eval", mfrSync("eval", "--model", model, "--data", faces, "--json")],
   ];
 }
 

@@ -2,7 +2,7 @@
 import { test, describe } from "node:test";
 import assert from "node:assert/strict";
 import * as T from "../../src/torch/index.ts";
-import { assertClose, gradcheck } from "../helpers.ts";
+import { assertClose, gradcheck } from "../helpers/numeric.ts";
 
 T.manualSeed(1234);
 const f64 = (shape: number[]): T.Tensor => T.randn(shape, { dtype: "f64" });

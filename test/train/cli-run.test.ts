@@ -8,7 +8,7 @@ import os from "node:os";
 import path from "node:path";
 import { synthesizeDataset } from "../../src/data/index.ts";
 import { listCheckpoints } from "../../src/train/index.ts";
-import { mfrCli, tinyTrainConfig } from "../helpers/cli.ts";
+import { mfrSync, tinyTrainConfig } from "../helpers/mfr.ts";
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), "mfr-train-cli-"));
 const data = path.join(tmp, "data");
@@ -26,7 +26,7 @@ const steps = (file: string): number[] =>
 
 test("labels at or past head.numClasses stop training, naming the image and the config key", () => {
   const run = path.join(tmp, "labels");
-  const r = mfrCli("train", tinyTrainConfig(tmp, data, run, { head: { numClasses: 3, margin: "cosface" } }));
+  const r = mfrSync("train", tinyTrainConfig(tmp, data, run, { head: { numClasses: 3, margin: "cosface" } }));
   assert.notEqual(r.status, 0, r.stderr);
   assert.match(
     r.stderr,
@@ -36,7 +36,7 @@ test("labels at or past head.numClasses stop training, naming the image and the 
 
 test("--resume with no checkpoint is an error naming the run's checkpoints folder", () => {
   const run = path.join(tmp, "fresh");
-  const r = mfrCli("train", tinyTrainConfig(tmp, data, run), "--resume");
+  const r = mfrSync("train", tinyTrainConfig(tmp, data, run), "--resume");
   assert.notEqual(r.status, 0);
   assert.match(
     r.stderr,
@@ -48,7 +48,7 @@ test("--resume with no checkpoint is an error naming the run's checkpoints folde
 test("resume: damaged and edited checkpoints are named, the intact one is offered; metrics stay one line per step", () => {
   const run = path.join(tmp, "resume");
   const cfg = tinyTrainConfig(tmp, data, run);
-  const first = mfrCli("train", cfg);
+  const first = mfrSync("train", cfg);
   assert.equal(first.status, 0, first.stderr);
   const metrics = path.join(run, "metrics.jsonl");
   const logged = fs.readFileSync(metrics, "utf8").trim().split("\n");
@@ -60,7 +60,7 @@ test("resume: damaged and edited checkpoints are named, the intact one is offere
   const manifest = path.join(four, "manifest.json");
   const good = fs.readFileSync(manifest, "utf8");
   fs.writeFileSync(manifest, good.slice(0, 20));
-  let r = mfrCli("train", cfg, "--resume");
+  let r = mfrSync("train", cfg, "--resume");
   assert.notEqual(r.status, 0);
   assert.match(r.stderr, new RegExp(`${manifest}: not valid JSON`));
   assert.match(
@@ -68,7 +68,7 @@ test("resume: damaged and edited checkpoints are named, the intact one is offere
     new RegExp(`the earlier checkpoint ${two} \\(step 2\\) is intact: resume from it with --resume ${two}`),
   );
   fs.writeFileSync(manifest, good.replace('"step": 4', '"step": 400'));
-  r = mfrCli("train", cfg, "--resume");
+  r = mfrSync("train", cfg, "--resume");
   assert.notEqual(r.status, 0);
   assert.match(r.stderr, /"step" is 400 but the folder is step-00000004/);
   fs.writeFileSync(manifest, good);
@@ -78,7 +78,7 @@ test("resume: damaged and edited checkpoints are named, the intact one is offere
   const bytes = fs.readFileSync(head);
   bytes[bytes.length - 1] = bytes.at(-1)! ^ 0xff;
   fs.writeFileSync(head, bytes);
-  r = mfrCli("train", cfg, "--resume");
+  r = mfrSync("train", cfg, "--resume");
   assert.notEqual(r.status, 0);
   assert.match(r.stderr, new RegExp(`${head}: checksum mismatch`));
   assert.match(r.stderr, new RegExp(`--resume ${two}`));
@@ -94,7 +94,7 @@ test("resume: damaged and edited checkpoints are named, the intact one is offere
   fs.writeFileSync(mine, "keep me");
 
   // Following the advice resumes from step 2: steps 3 and 4 are logged once, as before.
-  r = mfrCli("train", cfg, "--resume", two);
+  r = mfrSync("train", cfg, "--resume", two);
   assert.equal(r.status, 0, r.stderr);
   assert.match(r.stderr, /steps 2\.\.4 \(resumed\)/);
   const again = fs.readFileSync(metrics, "utf8").trim().split("\n");
@@ -104,14 +104,14 @@ test("resume: damaged and edited checkpoints are named, the intact one is offere
   for (const f of stale) assert.ok(!fs.existsSync(f), `${f} removed`);
   assert.equal(fs.readFileSync(mine, "utf8"), "keep me");
   // The rewritten step 4 checkpoint is whole again.
-  r = mfrCli("train", cfg, "--resume", "--set", "steps=5");
+  r = mfrSync("train", cfg, "--resume", "--set", "steps=5");
   assert.equal(r.status, 0, r.stderr);
   assert.match(r.stderr, /steps 4\.\.5 \(resumed\)/);
 });
 
 test("a checkpoint past the schedule's end is refused, naming the config key", () => {
   const run = path.join(tmp, "resume");
-  const r = mfrCli("train", tinyTrainConfig(tmp, data, run, { steps: 3 }), "--resume");
+  const r = mfrSync("train", tinyTrainConfig(tmp, data, run, { steps: 3 }), "--resume");
   assert.notEqual(r.status, 0);
   assert.match(r.stderr, /step-00000005: step 5 is past the schedule's end \(steps = 3\)/);
 });

@@ -1,6 +1,6 @@
 // Shared test utilities: tolerant comparisons and a finite-difference gradient check.
 import assert from "node:assert/strict";
-import * as T from "../src/torch/index.ts";
+import * as T from "../../src/torch/index.ts";
 
 export function assertClose(
   actual: ArrayLike<number>,
