@@ -18,7 +18,7 @@ if (startedWithHeapEnv()) {
   // A terminal's Ctrl-C reaches the child too (same process group): outlive it and let the child
   // decide; signals sent to this process alone are passed on.
   process.on("SIGINT", () => {});
-  for (const sig of ["SIGTERM", "SIGHUP"]) process.on(sig, () => child.kill(sig));
+  for (const sig of /** @type {const} */ (["SIGTERM", "SIGHUP"])) process.on(sig, () => child.kill(sig));
   child.on("exit", (code, signal) => {
     if (signal) {
       process.removeAllListeners(signal);

@@ -5,6 +5,7 @@
 // loader is already importing, with "Cannot require() ES Module ... in a cycle". mfr's TypeScript
 // is ESM throughout, so a config or script written the same way must load the same way wherever it
 // lives; a CommonJS TypeScript file says so with the .cts extension. Packages keep their own rules.
+/** @type {import("node:module").ResolveHook} */
 export async function resolve(specifier, context, next) {
   const r = await next(specifier, context);
   if (
