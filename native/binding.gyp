@@ -8,7 +8,8 @@
         "src/ops.cc",
         "src/autograd.cc",
         "src/serialize.cc",
-        "src/dist.cc"
+        "src/dist.cc",
+        "src/device.cc"
       ],
       "include_dirs": [
         "<!(node -p \"require('node-addon-api').include_dir\")",

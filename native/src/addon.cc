@@ -8,6 +8,7 @@ static Napi::Object InitMfr(Napi::Env env, Napi::Object exports) {
   mfr::InitAutograd(env, exports);
   mfr::InitSerialize(env, exports);
   mfr::InitDist(env, exports);
+  mfr::InitDevice(env, exports);
   return exports;
 }
 

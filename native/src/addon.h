@@ -63,6 +63,7 @@ void InitOps(Napi::Env env, Napi::Object exports);
 void InitAutograd(Napi::Env env, Napi::Object exports);
 void InitSerialize(Napi::Env env, Napi::Object exports);
 void InitDist(Napi::Env env, Napi::Object exports);
+void InitDevice(Napi::Env env, Napi::Object exports);
 
 // Conversions shared by the parts.
 Napi::Value IValueToJs(Napi::Env env, const c10::IValue& v);

@@ -1,24 +1,26 @@
 // c10d from JS: a TCPStore for rendezvous, process groups (Gloo on CPU; NCCL when built with
 // CUDA), collectives returning Work handles that JS can wait on synchronously or on a pool
-// thread. Collectives carry no autograd; src/dist and src/head add the maths around them.
+// thread, and DDP's Reducer. Collectives carry no autograd; src/distributed and src/head add the
+// maths around them. Builds against libtorch 1.13 (Debian 12) and 2.x (CUDA PyTorch installs):
+// where the C++ API moved between versions, the code asks the compiler which form exists.
+#include <torch/version.h>
+
 #include <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>
 #include <torch/csrc/distributed/c10d/TCPStore.hpp>
 #include <torch/csrc/distributed/c10d/Work.hpp>
-#if TORCH_VERSION_MAJOR < 2
 #include <torch/csrc/distributed/c10d/default_comm_hooks.hpp>
 #include <torch/csrc/distributed/c10d/reducer.hpp>
-#define MFR_HAS_REDUCER 1
-#endif
-#include <torch/version.h>
 #ifdef MFR_CUDA
 #include <torch/csrc/distributed/c10d/ProcessGroupNCCL.hpp>
 #endif
 
 #include <chrono>
+#include <type_traits>
 
 #include "addon.h"
 
-// Since PyTorch 2.0 the backends derive from c10d::Backend rather than c10d::ProcessGroup.
+// Since PyTorch 2.0 the backends (Gloo, NCCL) derive from c10d::Backend, and a c10d::ProcessGroup
+// is a front that dispatches to one backend per device type; DDP's Reducer takes the front.
 #if TORCH_VERSION_MAJOR >= 2
 using PgBase = c10d::Backend;
 #else
@@ -41,6 +43,8 @@ class StoreWrap : public Napi::ObjectWrap<StoreWrap> {
 class GroupWrap : public Napi::ObjectWrap<GroupWrap> {
  public:
   c10::intrusive_ptr<PgBase> pg;
+  c10::intrusive_ptr<c10d::Store> store;
+  bool nccl = false;
   int rank = 0;
   int size = 1;
   explicit GroupWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<GroupWrap>(info) {}
@@ -53,7 +57,6 @@ class WorkWrap : public Napi::ObjectWrap<WorkWrap> {
   explicit WorkWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<WorkWrap>(info) {}
 };
 
-#ifdef MFR_HAS_REDUCER
 // c10d's Reducer is DDP's engine: autograd hooks on the parameters' gradient accumulators launch
 // each bucket's all-reduce as soon as its gradients are ready, overlapping communication with the
 // rest of the backward pass, and average over ranks.
@@ -62,7 +65,6 @@ class ReducerWrap : public Napi::ObjectWrap<ReducerWrap> {
   std::shared_ptr<c10d::Reducer> reducer;
   explicit ReducerWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<ReducerWrap>(info) {}
 };
-#endif
 
 // Constructors of the calling thread's environment (one environment per thread in Node).
 struct DistCtors {
@@ -163,6 +165,7 @@ Napi::Value GroupGloo(const Napi::CallbackInfo& info) {
   Napi::Object o = tlsCtors->group.New({});
   GroupWrap* g = UnwrapAs<GroupWrap>(env, o, "group");
   g->pg = c10::make_intrusive<c10d::ProcessGroupGloo>(s->store, rank, size, opts);
+  g->store = s->store;
   g->rank = rank;
   g->size = size;
   return o;
@@ -181,6 +184,8 @@ Napi::Value GroupNccl(const Napi::CallbackInfo& info) {
   Napi::Object o = tlsCtors->group.New({});
   GroupWrap* g = UnwrapAs<GroupWrap>(env, o, "group");
   g->pg = c10::make_intrusive<c10d::ProcessGroupNCCL>(s->store, rank, size, opts);
+  g->store = s->store;
+  g->nccl = true;
   g->rank = rank;
   g->size = size;
   return o;
@@ -317,7 +322,74 @@ Napi::Value WorkWaitAsync(const Napi::CallbackInfo& info) {
   return p;
 }
 
-#ifdef MFR_HAS_REDUCER
+// T, as a type that depends on a template parameter: `if constexpr` then skips the branches
+// written for other libtorch versions instead of compiling them.
+template <bool, typename T>
+struct Dependent {
+  using type = T;
+};
+
+// The group as DDP's Reducer takes it: in 2.x a ProcessGroup front over the one backend.
+template <bool K = true>
+c10::intrusive_ptr<c10d::ProcessGroup> ReducerGroup(GroupWrap* g) {
+#if TORCH_VERSION_MAJOR >= 2
+  using PG = typename Dependent<K, c10d::ProcessGroup>::type;
+  c10::intrusive_ptr<PG> pg;
+  const std::string name = g->nccl ? "nccl" : "gloo";
+  if constexpr (std::is_constructible_v<PG, c10::intrusive_ptr<c10d::Store>, int, int>) {
+    pg = c10::make_intrusive<PG>(g->store, g->rank, g->size);  // 2.6 and later
+  } else {
+    pg = c10::make_intrusive<PG>(g->store, g->rank, g->size, c10::make_intrusive<typename PG::Options>(name));
+  }
+  auto type = g->nccl ? PG::BackendType::NCCL : PG::BackendType::GLOO;
+  (void)name;
+  pg->setBackend(g->nccl ? c10::DeviceType::CUDA : c10::DeviceType::CPU, type, g->pg);
+  pg->setDefaultBackend(type);
+  return pg;
+#else
+  return g->pg;
+#endif
+}
+
+// The Reducer's constructor gained and lost arguments across 2.x; each form is tried in turn.
+template <typename... A>
+constexpr bool kReducerTakes = std::is_constructible_v<c10d::Reducer, A...>;
+using Params = std::vector<at::Tensor>;
+using Buckets = std::vector<std::vector<size_t>>;
+using Limits = std::vector<size_t>;
+using PgPtr = c10::intrusive_ptr<c10d::ProcessGroup>;
+using Sparse = std::vector<bool>;
+using Names = std::unordered_map<size_t, std::string>;
+// 1.13 to 2.6: per-bucket size limits after the bucket indices.
+constexpr bool kReducerV1 = kReducerTakes<Params, Buckets, const Limits&, PgPtr, Sparse, int64_t, bool, bool, Names, int64_t>;
+// Later: no limits; skip_all_reduce_unused_params and use_python_reducer at the end.
+constexpr bool kReducerV2 = kReducerTakes<Params, Buckets, PgPtr, Sparse, int64_t, bool, bool, Names, int64_t, bool, bool>;
+// Later still: a list of bucket caps too.
+constexpr bool kReducerV3 =
+    kReducerTakes<Params, Buckets, PgPtr, Sparse, int64_t, bool, bool, Names, int64_t, bool, bool, std::vector<int64_t>>;
+constexpr bool kHasReducer = kReducerV1 || kReducerV2 || kReducerV3;
+
+template <bool K = true>
+std::shared_ptr<c10d::Reducer> MakeReducer(Params params, Buckets buckets, const Limits& limits, PgPtr pg, int64_t cap,
+                                           int64_t first) {
+  using R = typename Dependent<K, c10d::Reducer>::type;
+  Sparse sparse(params.size(), false);
+  if constexpr (kReducerV1) {
+    return std::make_shared<R>(std::move(params), std::move(buckets), limits, std::move(pg), sparse, cap,
+                                           /*find_unused_parameters=*/false, /*gradient_as_bucket_view=*/false,
+                                           Names(), first);
+  } else if constexpr (kReducerV2) {
+    return std::make_shared<R>(std::move(params), std::move(buckets), std::move(pg), sparse, cap, false,
+                                           false, Names(), first, /*skip_all_reduce_unused_params=*/false,
+                                           /*use_python_reducer=*/false);
+  } else if constexpr (kReducerV3) {
+    return std::make_shared<R>(std::move(params), std::move(buckets), std::move(pg), sparse, cap, false,
+                                           false, Names(), first, false, false, std::vector<int64_t>());
+  } else {
+    throw std::runtime_error("this libtorch's c10d::Reducer takes none of the known argument lists");
+  }
+}
+
 // reducerCreate(group, params, bucketCapBytes, firstBucketBytes, fp16Compress)
 Napi::Value ReducerCreate(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
@@ -330,10 +402,8 @@ Napi::Value ReducerCreate(const Napi::CallbackInfo& info) {
   std::vector<int64_t> order(params.size());
   for (size_t i = 0; i < params.size(); ++i) order[i] = static_cast<int64_t>(params.size() - 1 - i);
   auto assignment = c10d::compute_bucket_assignment_by_size(params, {first, cap}, std::vector<bool>(params.size(), false), order);
-  auto reducer = std::make_shared<c10d::Reducer>(
-      params, std::get<0>(assignment), std::get<1>(assignment), g->pg, std::vector<bool>(params.size(), false),
-      static_cast<int64_t>(cap), /*find_unused_parameters=*/false, /*gradient_as_bucket_view=*/false,
-      std::unordered_map<size_t, std::string>(), static_cast<int64_t>(first));
+  auto reducer = MakeReducer(params, std::get<0>(assignment), std::get<1>(assignment), ReducerGroup(g),
+                             static_cast<int64_t>(cap), static_cast<int64_t>(first));
   if (info[4].ToBoolean().Value()) reducer->register_builtin_comm_hook(c10d::BuiltinCommHookType::FP16_COMPRESS);
   Napi::Object o = tlsCtors->reducer.New({});
   UnwrapAs<ReducerWrap>(env, o, "reducer")->reducer = reducer;
@@ -359,7 +429,6 @@ Napi::Value ReducerDestroy(const Napi::CallbackInfo& info) {
   UnwrapAs<ReducerWrap>(info.Env(), info[0], "reducer")->reducer.reset();
   return info.Env().Undefined();
 }
-#endif
 
 }  // namespace
 
@@ -368,9 +437,7 @@ void InitDist(Napi::Env env, Napi::Object exports) {
   tlsCtors->store = Napi::Persistent(StoreWrap::DefineClass(env, "NativeStore", {}));
   tlsCtors->group = Napi::Persistent(GroupWrap::DefineClass(env, "NativeGroup", {}));
   tlsCtors->work = Napi::Persistent(WorkWrap::DefineClass(env, "NativeWork", {}));
-#ifdef MFR_HAS_REDUCER
   tlsCtors->reducer = Napi::Persistent(ReducerWrap::DefineClass(env, "NativeReducer", {}));
-#endif
   const std::pair<const char*, Napi::Value (*)(const Napi::CallbackInfo&)> fns[] = {
       {"storeCreate", StoreCreate}, {"storeSet", StoreSet},     {"storeGet", StoreGet},
       {"storeAdd", StoreAdd},       {"groupGloo", GroupGloo},   {"groupDestroy", GroupDestroy},
@@ -380,11 +447,15 @@ void InitDist(Napi::Env env, Napi::Object exports) {
 #ifdef MFR_CUDA
       {"groupNccl", GroupNccl},
 #endif
-#ifdef MFR_HAS_REDUCER
-      {"reducerCreate", ReducerCreate}, {"reducerPrepare", ReducerPrepare}, {"reducerDestroy", ReducerDestroy},
-#endif
   };
   for (const auto& [name, fn] : fns) exports.Set(name, Napi::Function::New(env, fn, name));
+  // A libtorch whose Reducer takes none of the known forms leaves these out; src/distributed then
+  // all-reduces after backward instead.
+  if constexpr (kHasReducer) {
+    exports.Set("reducerCreate", Napi::Function::New(env, ReducerCreate, "reducerCreate"));
+    exports.Set("reducerPrepare", Napi::Function::New(env, ReducerPrepare, "reducerPrepare"));
+    exports.Set("reducerDestroy", Napi::Function::New(env, ReducerDestroy, "reducerDestroy"));
+  }
 }
 
 }  // namespace mfr

@@ -18,7 +18,10 @@ export type { ReduceOp };
 export interface GroupOptions {
   /** How long a collective or the rendezvous may take before it fails (ms). */
   timeoutMs?: number;
+  /** Default: NCCL when `device` is a CUDA device, else Gloo. */
   backend?: "gloo" | "nccl";
+  /** The device this rank's tensors live on; picks the default backend. */
+  device?: string;
   /**
    * Address this rank's Gloo device binds to and advertises (default: chooseAddress — the
    * interface in MFR_SOCKET_IFNAME / GLOO_SOCKET_IFNAME, else the one that reaches the master).
@@ -61,6 +64,11 @@ export class Work<R = void> {
   }
 }
 
+/** The backend for tensors on `device`: NCCL for CUDA, Gloo for the CPU. */
+export function defaultBackend(device = "cpu"): "gloo" | "nccl" {
+  return T.deviceKind(device) === "cuda" ? "nccl" : "gloo";
+}
+
 const defaultTimeout = (): number => Number(process.env.MFR_DIST_TIMEOUT_S ?? 600) * 1000;
 
 /** How long a failed rank waits for the others to report their failures (and its store client's timeout). */
@@ -89,7 +97,7 @@ export class ProcessGroup {
     if (placement.worldSize === 1) return ProcessGroup.single();
     const timeoutMs = o.timeoutMs ?? defaultTimeout();
     const { masterAddr, masterPort, rank, worldSize } = placement;
-    const backend = o.backend ?? "gloo";
+    const backend = o.backend ?? defaultBackend(o.device);
     // Chosen before the rendezvous so that a bad interface name fails at once.
     const hostname =
       backend === "gloo" ? (o.hostname ?? chooseAddress({ masterAddr, masterPort }).address) : undefined;
@@ -157,7 +165,9 @@ export class ProcessGroup {
 
   /** Every rank's `input`, in rank order (new tensors, same shape as input). */
   allGather(input: T.Tensor): Work<T.Tensor[]> {
-    const outs = Array.from({ length: this.worldSize }, () => T.empty(input.shape, { dtype: input.dtype }));
+    const outs = Array.from({ length: this.worldSize }, () =>
+      T.empty(input.shape, { dtype: input.dtype, device: input.device }),
+    );
     if (this.worldSize === 1) {
       outs[0]!.copy_(input);
       return new Work(undefined, () => outs);

@@ -44,12 +44,15 @@ export interface HeadOptions {
   featureGradScale?: "world" | "true";
   /** Seed of the initial centres (the same centres for any world size). */
   seed?: number;
+  /** Where the shard lives (default "cpu"); the centres are drawn on the CPU, then moved. */
+  device?: string;
 }
 
 export class PartialFC {
   readonly shard: ClassShard;
   readonly margin: CombinedMargin;
   readonly numSample: number;
+  readonly device: string;
   /** This rank's centres [shard.count, D]: a leaf tensor, its `.grad` accumulated by forward. */
   readonly weight: Tensor;
   /** Global class ids sampled at the last forward (all of the shard when sampleRate is 1). */
@@ -68,9 +71,10 @@ export class PartialFC {
     this.shard = classShard(o.numClasses, group.rank, group.worldSize);
     this.margin = o.margin instanceof CombinedMargin ? o.margin : new CombinedMargin(o.margin);
     this.numSample = Math.floor(o.sampleRate * this.shard.count);
-    this.weight = initialShardWeight(this.shard, o.embeddingSize, o.seed ?? 0)
-      .requiresGrad_()
-      .keep();
+    this.device = o.device ?? "cpu";
+    const init = initialShardWeight(this.shard, o.embeddingSize, o.seed ?? 0);
+    this.weight = (this.device === "cpu" ? init : T.scope(() => init.to(this.device))).requiresGrad_().keep();
+    if (this.weight !== init) init.dispose();
   }
 
   /**
@@ -129,7 +133,7 @@ export class PartialFC {
         const gPart = gUnit!.sub_(unit.mul_(along)).div_(norm);
         let gw = gPart;
         if (index !== undefined) {
-          gw = T.zeros(this.weight.shape);
+          gw = T.zeros(this.weight.shape, { device: this.device });
           gw.indexPut_([index], gPart);
         }
         const prev = this.weight.grad;
@@ -142,7 +146,7 @@ export class PartialFC {
       });
       // Each row's gradient is the sum of every shard's partial gradient: reduce-scatter.
       const mine = T.noGrad(() => {
-        const out = T.empty([b, d]);
+        const out = T.empty([b, d], { device: this.device });
         g.reduceScatter(out, gx!.split(b, 0)).wait();
         return this.o.featureGradScale === "true" ? out : out.mul_(g.worldSize);
       });
@@ -166,19 +170,19 @@ export class PartialFC {
     const shifted = T.where(inShard, y.sub(start), -1);
     this.lastSampled?.dispose();
     if (this.numSample >= count) {
-      this.lastSampled = T.arange(start, start + count, 1, { dtype: "i64" }).keep();
+      this.lastSampled = T.arange(start, start + count, 1, { dtype: "i64", device: this.device }).keep();
       return { index: undefined, local: shifted };
     }
     const positives = shifted.maskedSelect(inShard);
-    const score = T.rand([count]);
-    score.indexPut_([positives], T.scalarTensor(2));
+    const score = T.rand([count], { device: this.device });
+    score.indexPut_([positives], T.scalarTensor(2, { device: this.device }));
     const numPositive = score.eq(2).sum().item();
     const k = Math.max(this.numSample, numPositive);
     const [, picked] = score.topk(k);
     const [index] = picked.sort();
     // Map shard index -> position in the sampled set (−1 for unsampled, never a label).
-    const position = T.full([count], -1, { dtype: "i64" });
-    position.indexPut_([index!], T.arange(0, k, 1, { dtype: "i64" }));
+    const position = T.full([count], -1, { dtype: "i64", device: this.device });
+    position.indexPut_([index!], T.arange(0, k, 1, { dtype: "i64", device: this.device }));
     const local = T.where(inShard, position.indexSelect(0, shifted.clamp(0, count - 1)), -1);
     this.lastSampled = index!.add(start).keep();
     return { index: index!, local };
@@ -217,10 +221,10 @@ function distributedSoftmaxCE(
   const rows = owned.nonzero().flatten();
   const cols = labels.indexSelect(0, rows);
   // Target logit minus the row maximum, on its owner; 0 elsewhere.
-  const target = T.zeros([n]);
+  const target = T.zeros([n], { device: logits.device });
   target.indexPut_([rows], logits.index(rows, cols).sub(max.flatten().indexSelect(0, rows)));
   g.allReduce([target], "sum").wait();
   const loss = sum.flatten().log().sub(target).mean();
-  p.indexPut_([rows, cols], T.scalarTensor(-1), true);
+  p.indexPut_([rows, cols], T.scalarTensor(-1, { device: logits.device }), true);
   return { loss, dLogits: p.div_(n) };
 }

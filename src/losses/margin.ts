@@ -83,9 +83,9 @@ export class CombinedMargin {
       let x = logits;
       if (this.threshold > 0) {
         const keep = T.noGrad(() => {
-          const target = T.zeros([n, c], { dtype: "bool" }).indexPut_(
+          const target = T.zeros([n, c], { dtype: "bool", device: logits.device }).indexPut_(
             [rows, cols],
-            T.scalarTensor(1, { dtype: "bool" }),
+            T.scalarTensor(1, { dtype: "bool", device: logits.device }),
           );
           return logits.gt(this.threshold).logicalAnd(target.logicalNot()).logicalNot().to(logits.dtype);
         });

@@ -1,6 +1,9 @@
 // Module: a tree of named parameters, buffers and submodules with PyTorch's dotted naming, so
 // state dicts map one to one onto PyTorch's (and arcface_torch's) keys.
-import { Tensor, noGrad } from "../torch/index.ts";
+import { Tensor, callOp, noGrad, opId } from "../torch/index.ts";
+
+// Swaps a tensor's data for another's, keeping the tensor (torch's `param.data = ...`).
+const SET_DATA = opId("aten::set_data");
 
 export abstract class Module<I extends unknown[] = [Tensor], O = Tensor> {
   training = true;
@@ -137,6 +140,24 @@ export abstract class Module<I extends unknown[] = [Tensor], O = Tensor> {
   eval(): this {
     return this.train(false);
   }
+  /**
+   * Moves every parameter and buffer to `device` in place (PyTorch's `module.to(device)`): each
+   * tensor keeps its identity, so fields, optimizers and checkpoint code holding it see the move.
+   * Gradients are dropped; call it before building optimizers.
+   */
+  to(device: string): this {
+    noGrad(() => {
+      for (const [, t] of this.stateDict()) {
+        if (t.device === device) continue;
+        t.grad = undefined;
+        const moved = t.to(device);
+        callOp(SET_DATA, t, moved);
+        moved.dispose();
+      }
+    });
+    return this;
+  }
+
   /** Drops every parameter's gradient (set to undefined, as PyTorch's set_to_none). */
   zeroGrad(): void {
     for (const p of this.parameters()) p.grad = undefined;

@@ -110,7 +110,8 @@ export abstract class Optimizer<H extends Record<string, number | boolean>> {
       }
       let st = this.state.get(p);
       if (!st) this.state.set(p, (st = new Map()));
-      st.set(key.slice(dot + 1), t.clone().keep());
+      // A copy on the parameter's device (checkpoints load on the CPU).
+      st.set(key.slice(dot + 1), t.to(p.device, { copy: true }).keep());
     }
     for (const [i, n] of Object.entries(sd.steps)) {
       const p = params[Number(i)];

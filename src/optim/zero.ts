@@ -93,7 +93,7 @@ export class ZeroOptimizer {
         const piece = Math.ceil(size / W);
         const { flat, shard } = T.noGrad(() =>
           T.scope(() => {
-            const flat = T.zeros([piece * W]);
+            const flat = T.zeros([piece * W], { device: members[0]!.device });
             let at = 0;
             for (const p of members) {
               const view = flat.narrow(0, at, p.numel).view(...p.shape);
@@ -210,7 +210,8 @@ export class ZeroOptimizer {
     this.#reduced.add(b);
     T.noGrad(() =>
       T.scope(() => {
-        const g = T.zeros([b.piece]);
+        const device = b.flat.device;
+        const g = T.zeros([b.piece], { device });
         if (this.o.stage === 1) {
           const [lo, hi] = this.#ownRange(b);
           this.#pieces(b, lo, hi, (p, at, into, len) => {
@@ -219,14 +220,14 @@ export class ZeroOptimizer {
           });
           for (const p of b.params) p.grad = undefined;
         } else {
-          const parts = b.params.map((p) => p.grad?.view(-1) ?? T.zeros([p.numel]));
+          const parts = b.params.map((p) => p.grad?.view(-1) ?? T.zeros([p.numel], { device }));
           const pad = b.piece * W - b.numel;
-          if (pad > 0) parts.push(T.zeros([pad]));
+          if (pad > 0) parts.push(T.zeros([pad], { device }));
           let flat = T.cat(parts);
           for (const p of b.params) p.grad = undefined;
           const wire = wireDtype(this.o.compress, this.group);
           if (wire !== "f32") flat = flat.to(wire);
-          const out = wire === "f32" ? g : T.empty([b.piece], { dtype: wire });
+          const out = wire === "f32" ? g : T.empty([b.piece], { dtype: wire, device });
           this.group.reduceScatter(out, flat.split(b.piece, 0)).wait();
           if (out !== g) g.copy_(out);
           g.div_(W);
@@ -361,7 +362,8 @@ export class ZeroOptimizer {
               if (!k.startsWith(prefix)) continue;
               const key = `${i}.${k.slice(prefix.length)}`;
               let into = tensors.get(key);
-              if (!into) tensors.set(key, (into = T.zeros([b.piece], { dtype: t.dtype })));
+              if (!into)
+                tensors.set(key, (into = T.zeros([b.piece], { dtype: t.dtype, device: b.flat.device })));
               into.narrow(0, from - want[0], to - from).copy_(t.narrow(0, from - a, to - from));
             }
           });

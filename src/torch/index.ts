@@ -17,6 +17,7 @@ export { type DType, ELEMENT_SIZE, isFloating } from "./dtype.ts";
 export * from "./creation.ts";
 export * from "./functional.ts";
 export * from "./autograd.ts";
+export * from "./device.ts";
 export { scope, scopeSize } from "./scope.ts";
 export { opId } from "./ops.ts";
 export {

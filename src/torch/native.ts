@@ -142,6 +142,14 @@ export interface NativeModule {
   reducerPrepare?(reducer: NativeReducer): void;
   reducerDestroy?(reducer: NativeReducer): void;
   buildInfo(): { torchVersion: string; cuda: boolean; parallelInfo: string };
+  // CUDA devices (a CPU build counts none and throws from the rest)
+  cudaDeviceCount(): number;
+  cudaSetDevice(index: number): void;
+  cudaSynchronize(index?: number): void;
+  cudaMemory(
+    index: number,
+    resetPeak: boolean,
+  ): { allocated: number; reserved: number; peakAllocated: number };
   zipRecords(path: string): string[];
   zipRead(path: string, names: string[]): ArrayBuffer[];
   savePth(path: string, names: string[], tensors: NativeTensor[]): void;

@@ -125,6 +125,8 @@ export const O = table({
   bmm: "aten::bmm",
   toDtype: "aten::to.dtype",
   toDevice: "aten::to.device",
+  pinMemory: "aten::pin_memory",
+  setData: "aten::set_data",
   clone: "aten::clone",
   detach: "aten::detach",
   alias: "aten::alias",

@@ -15,6 +15,11 @@ export const TrainConfigSchema = z
   .object({
     /** Where checkpoints, metrics.jsonl and run.json go. */
     runDir: z.string().min(1),
+    /**
+     * Where each rank trains: "cuda" (one GPU per rank, by LOCAL_RANK; NCCL between ranks), "cpu"
+     * (Gloo), or "auto" (CUDA when the addon was built with it and a GPU is visible).
+     */
+    device: z.enum(["auto", "cpu", "cuda"]).default("auto"),
     data: z
       .object({
         /** A .rec, a folder of <identity>/<n>.jpg, or a list file. */

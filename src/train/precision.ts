@@ -85,8 +85,12 @@ export class LossScaler {
         const inv = 1 / this.#scale;
         for (const g of scaled) g.mul_(inv);
         const all = [...scaled, ...unscaled];
-        const sums = all.length ? T.stack(all.map((g) => g.float().sum())).sum() : T.scalarTensor(0);
-        const flag = T.tensor(new Float32Array([Number.isFinite(sums.item()) ? 0 : 1]));
+        const device = all[0]?.device ?? "cpu";
+        const sums = all.length
+          ? T.stack(all.map((g) => g.float().sum())).sum()
+          : T.scalarTensor(0, { device });
+        // On the gradients' device (NCCL reduces CUDA tensors only); one sync, at item().
+        const flag = sums.isfinite().logicalNot().float();
         group.allReduce([flag], "max").wait();
         return flag.item() === 0;
       }),

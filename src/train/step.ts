@@ -47,7 +47,8 @@ export interface StepOptions {
   amp?: AmpMode;
   /** Precision of the head's logits and softmax under AMP (default fp32). */
   headPrecision?: "fp32" | "amp";
-  device?: "cpu" | "cuda";
+  /** Where the step runs, e.g. "cuda:0" (default: where the backbone's parameters are). */
+  device?: string;
   /** Dynamic loss scaling: default on with fp16 only; false turns it off. */
   lossScale?: LossScaleOptions | boolean;
   zero?: 0 | 1 | 2;
@@ -96,7 +97,8 @@ export class TrainStep {
     const zero = o.zero ?? 0;
     this.#params = backboneGroups.flatMap((g) => g.params).filter((p) => p.requiresGrad);
     this.#paramIndex = new Map(this.#params.map((p, i) => [p, i]));
-    this.precision = new Precision(o.amp ?? "none", o.device ?? "cpu", o.headPrecision ?? "fp32");
+    const device = o.device ?? this.#params[0]?.device ?? "cpu";
+    this.precision = new Precision(o.amp ?? "none", T.deviceKind(device), o.headPrecision ?? "fp32");
     const ls = o.lossScale ?? o.amp === "fp16";
     this.scaler = ls === false ? undefined : new LossScaler(ls === true ? DEFAULT_LOSS_SCALE : ls);
     if (zero === 0) {
@@ -145,7 +147,7 @@ export class TrainStep {
           // Gradients are synchronised once, by the last micro-batch's backward.
           if (i === M - 1 && this.zero?.stage !== 2) this.dp.beforeBackward();
           try {
-            l.backward(scale === undefined ? undefined : T.scalarTensor(scale));
+            l.backward(scale === undefined ? undefined : T.scalarTensor(scale, { device: l.device }));
           } catch (e) {
             this.model.tape?.clear();
             throw e;

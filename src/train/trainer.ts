@@ -6,13 +6,13 @@
 import fs from "node:fs";
 import path from "node:path";
 import * as T from "../torch/index.ts";
-import { ProcessGroup } from "../distributed/index.ts";
+import { ProcessGroup, placementFromEnv } from "../distributed/index.ts";
 import { PartialFC } from "../head/index.ts";
 import { MARGIN_PRESETS } from "../losses/index.ts";
 import { type Backbone, buildBackbone } from "../models/index.ts";
 import { AdamW, LARS, LRScheduler, SGD, type ScheduleOptions } from "../optim/index.ts";
 import { type Batch, DataLoader, openDataset } from "../data/index.ts";
-import { batchToTensors } from "../data/tensors.ts";
+import { prefetchToDevice } from "../data/tensors.ts";
 import { type TrainConfig } from "./config.ts";
 import {
   CorruptCheckpointError,
@@ -74,7 +74,9 @@ export interface TrainResult {
 
 export async function train(cfg: TrainConfig, o: TrainOptions = {}): Promise<TrainResult> {
   const emit = o.onEvent ?? ((): void => undefined);
-  const group = o.group ?? ProcessGroup.init(undefined, { timeoutMs: cfg.dist.timeoutS * 1000 });
+  // The device first: NCCL binds to the rank's current GPU when the group is made.
+  const device = T.resolveDevice(cfg.device, o.group ? 0 : placementFromEnv().localRank);
+  const group = o.group ?? ProcessGroup.init(undefined, { timeoutMs: cfg.dist.timeoutS * 1000, device });
   try {
     fs.mkdirSync(cfg.runDir, { recursive: true });
     if (group.rank === 0)
@@ -83,7 +85,7 @@ export async function train(cfg: TrainConfig, o: TrainOptions = {}): Promise<Tra
     const { loader, numClasses, check } = await openLoader(cfg, group);
     loader.on("warning", (w) => emit({ kind: "warning", message: `${w.where}: ${w.reason}` }));
     try {
-      return await trainWith(cfg, o, group, loader, numClasses, check);
+      return await trainWith(cfg, o, group, loader, numClasses, check, device);
     } finally {
       // The decode workers keep the process alive until closed, error or not.
       await loader.close();
@@ -147,6 +149,7 @@ async function trainWith(
   loader: DataLoader,
   numClasses: number,
   checkLabels: (b: Batch) => void,
+  device: string,
 ): Promise<TrainResult> {
   const emit = o.onEvent ?? ((): void => undefined);
   const { rank, worldSize } = group;
@@ -158,7 +161,7 @@ async function trainWith(
     numFeatures: cfg.model.embeddingSize,
     checkpoint: cfg.train.checkpoint === "none" ? undefined : cfg.train.checkpoint,
   });
-  backbone.train();
+  backbone.to(device).train();
   const margin = typeof cfg.head.margin === "string" ? MARGIN_PRESETS[cfg.head.margin] : cfg.head.margin;
   const head = new PartialFC(group, {
     numClasses,
@@ -166,6 +169,7 @@ async function trainWith(
     sampleRate: cfg.head.sampleRate,
     margin,
     seed: cfg.head.seed,
+    device,
   });
   // One optimizer for the replicated backbone (or, with ZeRO, for this rank's pieces of it) and
   // one for this rank's head shard (its state is sharded with it). Same schedule, per iteration.
@@ -181,6 +185,7 @@ async function trainWith(
     makeOptimizer,
     {
       microBatches: cfg.train.microBatches,
+      device,
       amp: cfg.train.amp,
       headPrecision: cfg.train.headPrecision,
       lossScale: ls.enabled === "auto" ? undefined : ls.enabled === "on" ? ls : false,
@@ -253,15 +258,11 @@ async function trainWith(
   try {
     let { epoch, step: inEpoch } = loader.sampler.position(step);
     while (step < end) {
-      for await (const batch of loader.epoch(epoch, inEpoch)) {
+      for await (const { x, y } of prefetchToDevice(loader.epoch(epoch, inEpoch), device, checkLabels)) {
         if (step >= end) break;
-        checkLabels(batch);
         const t0 = performance.now();
         const lr = schedules[0]!.lr;
-        const { loss, skipped, lossScale } = T.scope(() => {
-          const { x, y } = batchToTensors(batch);
-          return stepper.run(x, y);
-        });
+        const { loss, skipped, lossScale } = stepper.run(x, y);
         for (const s of schedules) s.step();
         step++;
         const seconds = (performance.now() - t0) / 1000;
