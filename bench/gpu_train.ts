@@ -6,7 +6,7 @@
 // Prints one JSON line per case and side, then a table. Not part of `npm run bench` (needs CUDA).
 // Usage: node --import tsx bench/gpu_train.ts [--model r100] [--batch 128] [--classes 1000000]
 //        [--steps 10] [--warmup 3] [--amp bf16,fp16] [--rates 1,0.2] [--python python3]
-//        [--device-only mfr|torch]
+//        [--only mfr|torch] [--device cpu (a smoke run of the mfr side)]
 import { spawnSync } from "node:child_process";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
@@ -16,7 +16,7 @@ import { ProcessGroup } from "../src/distributed/index.ts";
 import { PartialFC } from "../src/head/index.ts";
 import { SGD } from "../src/optim/index.ts";
 import { PRESETS, buildBackbone } from "../src/models/index.ts";
-import { TrainStep } from "../src/train/index.ts";
+import { TrainStep } from "../src/train/step.ts";
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 
@@ -29,6 +29,8 @@ interface Case {
   amp: "bf16" | "fp16";
   steps: number;
   warmup: number;
+  /** "cuda" (default) or "cpu" for a smoke run of the mfr side (peak memory is then RSS). */
+  device?: "cuda" | "cpu";
 }
 interface Result {
   imagesPerSec: number;
@@ -39,7 +41,8 @@ interface Result {
 
 /** One case in this process: mfr's TrainStep on CUDA. */
 function runCase(c: Case): Result {
-  const device = T.resolveDevice("cuda", Number(process.env.LOCAL_RANK ?? 0));
+  const device = T.resolveDevice(c.device ?? "cuda", Number(process.env.LOCAL_RANK ?? 0));
+  const cuda = T.deviceKind(device) === "cuda";
   T.manualSeed(0);
   const net = buildBackbone(c.model).to(device).train();
   const group = ProcessGroup.single();
@@ -63,7 +66,7 @@ function runCase(c: Case): Result {
   let loss = 0;
   for (let i = 0; i < c.warmup; i++) loss = step.run(x, y).loss;
   T.synchronize(device);
-  T.cudaMemory(device, { resetPeak: true });
+  if (cuda) T.cudaMemory(device, { resetPeak: true });
   const times: number[] = [];
   for (let i = 0; i < c.steps; i++) {
     const t0 = performance.now();
@@ -72,14 +75,15 @@ function runCase(c: Case): Result {
   }
   times.sort((a, b) => a - b);
   const med = times[Math.floor(times.length / 2)]!;
-  const peakMB = T.cudaMemory(device).peakAllocated / 2 ** 20;
+  const peakMB = (cuda ? T.cudaMemory(device).peakAllocated : process.memoryUsage().rss) / 2 ** 20;
   return { imagesPerSec: c.batch / med, stepMs: med * 1000, peakMB, loss };
 }
 
-function side(cmd: string, args: string[]): Result {
+function side(label: string, cmd: string, args: string[]): Result {
   const r = spawnSync(cmd, args, { encoding: "utf8", stdio: ["ignore", "pipe", "inherit"] });
   const line = r.stdout.trim().split("\n").at(-1) ?? "";
-  if (r.status !== 0 || !line.startsWith("{")) throw new Error(`${cmd} ${args[0]} failed (exit ${r.status})`);
+  if (r.status !== 0 || !line.startsWith("{"))
+    throw new Error(`the ${label} side failed (exit ${r.status}; its messages are above)`);
   return JSON.parse(line) as Result;
 }
 
@@ -95,7 +99,8 @@ async function main(): Promise<void> {
       amp: { type: "string", default: "bf16,fp16" },
       rates: { type: "string", default: "1,0.2" },
       python: { type: "string", default: "python3" },
-      "device-only": { type: "string" },
+      device: { type: "string", default: "cuda" },
+      only: { type: "string" },
     },
   });
   if (a.case) {
@@ -118,17 +123,24 @@ async function main(): Promise<void> {
         amp,
         steps: Number(a.steps),
         warmup: Number(a.warmup),
+        device: a.device === "cpu" ? "cpu" : "cuda",
       };
       const json = JSON.stringify(c);
       const m =
-        a["device-only"] === "torch"
+        a.only === "torch"
           ? undefined
-          : side(process.execPath, ["--import", "tsx", fileURLToPath(import.meta.url), "--case", json]);
+          : side("mfr", process.execPath, [
+              "--import",
+              "tsx",
+              fileURLToPath(import.meta.url),
+              "--case",
+              json,
+            ]);
       if (m) console.log(JSON.stringify({ side: "mfr", ...c, ...m }));
       const t =
-        a["device-only"] === "mfr"
+        a.only === "mfr"
           ? undefined
-          : side(a.python, [path.join(here, "gpu_train_torch.py"), json]);
+          : side("PyTorch", a.python, [path.join(here, "gpu_train_torch.py"), json]);
       if (t) console.log(JSON.stringify({ side: "pytorch", ...c, ...t }));
       const f = (r: Result | undefined, k: keyof Result, d = 0): string => (r ? r[k].toFixed(d) : "-");
       rows.push(

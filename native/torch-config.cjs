@@ -9,13 +9,36 @@ const root = process.env.MFR_LIBTORCH;
 const what = process.argv[2];
 
 function debian() {
-  const lib = "/usr/lib/x86_64-linux-gnu";
+  const lib = fs.existsSync("/usr/lib/x86_64-linux-gnu") ? "/usr/lib/x86_64-linux-gnu" : "/usr/lib";
   return {
     include: ["/usr/include", "/usr/include/torch/csrc/api/include"],
-    libdir: fs.existsSync(lib) ? lib : "/usr/lib",
-    cuda: false,
+    libdir: lib,
+    // contrib's libtorch-cuda-dev (Debian 13) puts libtorch_cuda.so beside the CPU libraries; its
+    // CUDA and NCCL headers are in /usr/include already.
+    cuda: fs.existsSync(path.join(lib, "libtorch_cuda.so")),
     abi: 1,
   };
+}
+
+// CUDA's and NCCL's headers for a pip-installed PyTorch, which ships neither: the nvidia-* wheels
+// beside it (site-packages/nvidia/<package>/include, or nvidia/cu<N>/include), else the toolkit
+// (CUDA_HOME, /usr/local/cuda).
+function cudaIncludes(torchDir) {
+  const found = [];
+  const nvidia = path.join(torchDir, "..", "nvidia");
+  if (fs.existsSync(nvidia)) {
+    for (const pkg of fs.readdirSync(nvidia)) {
+      const inc = path.join(nvidia, pkg, "include");
+      if (["cuda_runtime_api.h", "nccl.h"].some((h) => fs.existsSync(path.join(inc, h)))) found.push(inc);
+    }
+  }
+  for (const home of [process.env.CUDA_HOME, process.env.CUDA_PATH, "/usr/local/cuda"]) {
+    if (home && fs.existsSync(path.join(home, "include", "cuda_runtime_api.h"))) {
+      found.push(path.join(home, "include"));
+      break;
+    }
+  }
+  return found;
 }
 
 function custom(dir) {
@@ -32,7 +55,11 @@ function custom(dir) {
     if (m) abi = Number(m[1]);
   }
   return {
-    include: [path.join(dir, "include"), path.join(dir, "include/torch/csrc/api/include")],
+    include: [
+      path.join(dir, "include"),
+      path.join(dir, "include/torch/csrc/api/include"),
+      ...(cuda ? cudaIncludes(dir) : []),
+    ],
     libdir: lib,
     cuda,
     abi,

@@ -92,7 +92,9 @@ modules=$(readlink -f "$repo/node_modules")
 # The working tree (tracked and untracked, not ignored), copied so the chroot's build output never
 # touches the host's native/build.
 sync_tree() {
-  rm -rf "$root/mfr"
+  # Never delete through the bind mount of the host's node_modules.
+  while mountpoint -q "$root/mfr/node_modules"; do umount "$root/mfr/node_modules"; done
+  rm -rf --one-file-system "$root/mfr"
   mkdir -p "$root/mfr"
   (cd "$repo" && git ls-files -z --cached --others --exclude-standard | grep -zv '^node_modules$' |
     tar --null -T - --ignore-failed-read -cf - 2>/dev/null) | tar -C "$root/mfr" -xf -
@@ -143,9 +145,7 @@ if [[ $what == cuda || $what == all ]]; then
   log "installing libtorch-cuda-dev and libnccl-dev (replaces libtorch-dev)"
   apt_in libtorch-cuda-dev libnccl-dev g++ make python3
   log "libtorch-cuda-dev $(torch_version libtorch-cuda-dev), libnccl-dev $(torch_version libnccl-dev)"
-  [[ -d $root/mfr/native ]] || sync_tree
-  mountpoint -q "$root/mfr/node_modules" || bind "$modules" "$root/mfr/node_modules" ro
-  rm -rf "$root/mfr/native/build"
+  sync_tree
   tb=$SECONDS
   build "libtorch $(torch_version libtorch-cuda-dev), CUDA + NCCL"
   grep -q MFR_CUDA "$root/mfr/native/build/Release/obj.target/mfr_native/src/dist.o.d" 2>/dev/null ||
