@@ -104,6 +104,21 @@ Napi::Value NewWork(Napi::Env env, c10::intrusive_ptr<c10d::Work> w, const std::
   return o;
 }
 
+// Whether TCPStoreOptions has useLibUV (2.4+), and turning it off where it does.
+template <typename O, typename = void>
+struct HasLibUV : std::false_type {};
+template <typename O>
+struct HasLibUV<O, std::void_t<decltype(std::declval<O&>().useLibUV)>> : std::true_type {};
+template <typename O>
+bool DisableLibUV(O& opts) {
+  if constexpr (HasLibUV<O>::value) {
+    if (!opts.useLibUV) return false;
+    opts.useLibUV = false;
+    return true;
+  }
+  return false;
+}
+
 // storeCreate(host, port, isServer, worldSize, timeoutMs)
 Napi::Value StoreCreate(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
@@ -116,7 +131,16 @@ Napi::Value StoreCreate(const Napi::CallbackInfo& info) {
   opts.waitWorkers = false;
   opts.timeout = Ms(info[4].As<Napi::Number>().Int64Value());
   Napi::Object o = tlsCtors->store.New({});
-  UnwrapAs<StoreWrap>(env, o, "store")->store = c10::make_intrusive<c10d::TCPStore>(host, opts);
+  c10::intrusive_ptr<c10d::Store> store;
+  try {
+    store = c10::make_intrusive<c10d::TCPStore>(host, opts);
+  } catch (const std::exception& e) {
+    // libtorch 2.4+ asks for the libuv server by default, which builds without libuv (Debian's)
+    // refuse: fall back to the classic server, as those builds' own Python does.
+    if (std::string(e.what()).find("libuv") == std::string::npos || !DisableLibUV(opts)) throw;
+    store = c10::make_intrusive<c10d::TCPStore>(host, opts);
+  }
+  UnwrapAs<StoreWrap>(env, o, "store")->store = store;
   return o;
   MFR_GUARD_END(env, "TCPStore")
 }
