@@ -170,12 +170,11 @@ function addonPath(): string {
 // Debian 13's libtorch links Open MPI, whose UCX, once loaded, patches mmap and malloc to watch
 // memory for RDMA, racing V8's own threads (an occasional SIGSEGV while the addon loads). mfr never
 // uses MPI; these keep UCX from hooking anything (they are read when the library loads).
-for (const [k, v] of [
+const ucxOff: [string, string][] = [
   ["UCX_MEM_EVENTS", "no"],
   ["UCX_MEM_MALLOC_HOOKS", "no"],
   ["UCX_MEM_MMAP_HOOK_MODE", "none"],
-]) {
-  process.env[k] ??= v;
-}
+];
+for (const [k, v] of ucxOff) process.env[k] ??= v;
 
 export const native: NativeModule = createRequire(import.meta.url)(addonPath()) as NativeModule;
