@@ -134,7 +134,8 @@ stage_cpu() { # stage_cpu [test paths...]
 
 stage_cuda() {
   local r=$base-cuda
-  setup_root "$r" libtorch-cuda-dev libnccl-dev libgloo-dev g++ make python3
+  # Gloo comes in its CUDA build here; CUDA's headers (cuBLAS, cuSPARSE... via ATen/cuda) from non-free.
+  setup_root "$r" libtorch-cuda-dev libnccl-dev libgloo-cuda-dev nvidia-cuda-dev g++ make python3
   log "libtorch-cuda-dev $(version "$r" libtorch-cuda-dev), libnccl-dev $(version "$r" libnccl-dev)"
   sync_tree "$r"
   build "$r" "libtorch-cuda-dev $(version "$r" libtorch-cuda-dev), CUDA + NCCL"
