@@ -150,8 +150,10 @@ stage_cuda() {
   local flags
   flags=$(in_root "$r" bash -c 'cd /mfr/native && node torch-config.cjs defines')
   [[ $flags == *MFR_CUDA=1*USE_C10D_NCCL* ]] || die "the CUDA build did not define MFR_CUDA and USE_C10D_NCCL ($flags)"
-  in_root "$r" nm -DC /mfr/native/build/Release/mfr_native.node | grep -q 'c10d::ProcessGroupNCCL::ProcessGroupNCCL' ||
-    die "the addon does not reference ProcessGroupNCCL"
+  local syms
+  syms=$(in_root "$r" nm -DC /mfr/native/build/Release/mfr_native.node)
+  [[ $syms == *"c10d::ProcessGroupNCCL"* && $syms == *"c10::cuda::set_device"* ]] ||
+    die "the addon references neither ProcessGroupNCCL nor c10::cuda"
   log "CUDA build: compiled and linked with $flags; links $(in_root "$r" ldd /mfr/native/build/Release/mfr_native.node |
     grep -oE 'lib(torch_cuda|c10_cuda|nccl|cudart)[^ ]*' | sort -u | tr '\n' ' ')"
 }
