@@ -6,9 +6,9 @@
 #   cuda: compiles and links (nothing runs: no GPU needed) the CUDA build against contrib's
 #         libtorch-cuda-dev 2.6 with NCCL on (MFR_CUDA, USE_C10D_NCCL), in a second chroot, since
 #         libtorch-cuda-dev replaces libtorch-dev.
-# Not part of CI: the first run downloads ~4 GB of packages; on a busy 2-core machine the builds
-# take 20-30 minutes each and the test suite about an hour (docs/gpu.md). Later runs reuse the
-# chroots and rebuild only what changed. Run as root.
+# Not part of CI: the first run downloads ~4 GB of packages; on a busy 2-core machine the CPU build
+# took 6-23 minutes, the CUDA build 3 and the test suite about an hour (docs/gpu.md). Later runs
+# reuse the chroots and rebuild only what changed. Run as root.
 #
 #   bash scripts/check-libtorch2.sh [all|cpu|cuda] [test paths for cpu...]     (default: all)
 #
