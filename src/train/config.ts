@@ -3,6 +3,7 @@
 import { z } from "zod";
 import { JPEG_MODES } from "../data/index.ts";
 import { GLOO_NO_BF16 } from "../distributed/index.ts";
+import { cudaAvailable } from "../torch/index.ts";
 
 const margin = z.object({
   s: z.number().positive(),
@@ -129,7 +130,8 @@ export const TrainConfigSchema = z
         message: "ZeRO shards parameters element-wise; LARS needs whole layers (use sgd or adamw)",
       });
     }
-    if (c.dist.compress === "bf16") {
+    // Where the run lands on Gloo (the CPU); on CUDA, NCCL carries bf16.
+    if (c.dist.compress === "bf16" && (c.device === "cpu" || (c.device === "auto" && !cudaAvailable()))) {
       ctx.addIssue({
         code: "custom",
         path: ["dist", "compress"],

@@ -46,8 +46,13 @@ test("peak-memory switches: defaults, and bad combinations name the key", () => 
   assert.throws(() => parseConfig({ ...base, train: { zero: 3 } }), /train\.zero/);
   // Gloo has no bf16 all-reduce: refused when the config is read, not at the first step.
   assert.throws(
-    () => parseConfig({ ...base, dist: { compress: "bf16" } }),
+    () => parseConfig({ ...base, device: "cpu", dist: { compress: "bf16" } }),
     /dist\.compress: bf16 needs NCCL \(CUDA\).*use 'fp16'/,
+  );
+  assert.throws(
+    () => parseConfig({ ...base, dist: { compress: "bf16" } }),
+    /dist\.compress/,
+    "auto is the CPU here",
   );
   assert.equal(parseConfig({ ...base, dist: { compress: "fp16" } }).dist.compress, "fp16");
   assert.throws(() => parseConfig({ ...base, train: { checkpoint: { every: 0 } } }), /train\.checkpoint/);
