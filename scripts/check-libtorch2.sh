@@ -74,6 +74,8 @@ setup_root() { # setup_root ROOT PACKAGE...
   printf 'Types: deb\nURIs: %s\nSuites: trixie\nComponents: main contrib non-free\nSigned-By: %s\n' \
     "$url" /usr/share/keyrings/debian-archive-keyring.gpg >"$r/etc/apt/sources.list.d/debian.sources"
   rm -f "$r/etc/apt/sources.list"
+  # The root a mount point of its own: `ip netns` (the two-node test) makes / a slave mount.
+  mountpoint -q "$r" || bind "$r" "$r"
   mountpoint -q "$r/proc" || { mount -t proc proc "$r/proc" && mounted+=("$r/proc"); }
   mountpoint -q "$r/dev" || bind /dev "$r/dev"
   cp /etc/resolv.conf "$r/etc/resolv.conf"
