@@ -168,19 +168,7 @@ export class ProcessGroup {
     const outs = Array.from({ length: this.worldSize }, () =>
       T.empty(input.shape, { dtype: input.dtype, device: input.device }),
     );
-    if (this.worldSize === 1) {
-      outs[0]!.copy_(input);
-      return new Work(undefined, () => outs);
-    }
-    return this.work(
-      "allgather",
-      native.allgather(
-        this.g(),
-        outs.map((t) => t.native),
-        input.native,
-      ),
-      () => outs,
-    );
+    return this.gather(outs, input, () => outs);
   }
 
   /**
@@ -190,19 +178,20 @@ export class ProcessGroup {
   allGatherInto(outputs: readonly T.Tensor[], input: T.Tensor): Work {
     if (outputs.length !== this.worldSize)
       throw new Error(`allGatherInto: need ${this.worldSize} outputs, got ${outputs.length}`);
+    return this.gather(outputs, input, () => undefined);
+  }
+
+  private gather<R>(outputs: readonly T.Tensor[], input: T.Tensor, finish: () => R): Work<R> {
     if (this.worldSize === 1) {
       outputs[0]!.copy_(input);
-      return new Work(undefined, () => undefined);
+      return new Work(undefined, finish);
     }
-    return this.work(
-      "allgather",
-      native.allgather(
-        this.g(),
-        outputs.map((t) => t.native),
-        input.native,
-      ),
-      () => undefined,
+    const handle = native.allgather(
+      this.g(),
+      outputs.map((t) => t.native),
+      input.native,
     );
+    return this.work("allgather", handle, finish);
   }
 
   /** Copies rank `root`'s tensors into everyone's (one collective per tensor). */
