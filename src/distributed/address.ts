@@ -12,7 +12,7 @@ import os from "node:os";
 import net from "node:net";
 import { Worker } from "node:worker_threads";
 
-export const IFNAME_VARIABLES = ["MFR_SOCKET_IFNAME", "GLOO_SOCKET_IFNAME"] as const;
+const IFNAME_VARIABLES = ["MFR_SOCKET_IFNAME", "GLOO_SOCKET_IFNAME"] as const;
 
 export interface AddressChoice {
   address: string;
@@ -46,7 +46,7 @@ export function chooseAddress(o: ChooseOptions): AddressChoice {
   return { address, reason: `the local address that reaches the master ${o.masterAddr}` };
 }
 
-export function isLoopback(host: string): boolean {
+function isLoopback(host: string): boolean {
   if (host === "localhost") return true;
   if (net.isIPv4(host)) return host.startsWith("127.");
   return net.isIPv6(host) && (host === "::1" || host.startsWith("::ffff:127."));

@@ -1,10 +1,10 @@
-// A process group: c10d's TCPStore rendezvous and Gloo (CPU) or NCCL (CUDA) collectives.
+// A process group: c10d's TCPStore rendezvous and Gloo (CPU) or NCCL (CUDA) collectives. The
+// native group holds the store; mfr's own keys in it are only the failure board's.
 // Every collective in mfr goes through this class. Collectives return a Work: wait() blocks,
 // waitAsync() waits on a pool thread so timers and signals keep running.
 import {
   native,
   type NativeGroup,
-  type NativeStore,
   type NativeWork,
   type ReduceOp,
 } from "../torch/native.ts";
@@ -82,14 +82,13 @@ export class ProcessGroup {
     readonly rank: number,
     readonly worldSize: number,
     private group: NativeGroup | undefined,
-    private readonly store: NativeStore | undefined,
     readonly backend: "gloo" | "nccl" | "none",
     private readonly board?: FailureBoard,
   ) {}
 
   /** A group of one: collectives are no-ops that keep the same call shape. */
   static single(): ProcessGroup {
-    return new ProcessGroup(0, 1, undefined, undefined, "none");
+    return new ProcessGroup(0, 1, undefined, "none");
   }
 
   /** Joins the job described by `placement` (default: the environment's). Blocks until every rank is in. */
@@ -120,7 +119,7 @@ export class ProcessGroup {
       { add: (key, delta) => native.storeAdd(probe, key, delta) },
       { rank, worldSize, timeoutMs, answerMs, storeAt: `${masterAddr}:${masterPort}` },
     );
-    return new ProcessGroup(rank, worldSize, group, store, backend, board);
+    return new ProcessGroup(rank, worldSize, group, backend, board);
   }
 
   /**
@@ -241,15 +240,6 @@ export class ProcessGroup {
   barrier(): Work {
     if (this.worldSize === 1) return new Work(undefined, () => undefined);
     return this.work("barrier", native.barrier(this.g()), () => undefined);
-  }
-
-  /** Shared key-value store of the job (rendezvous data, small metadata). */
-  storeSet(key: string, value: string): void {
-    if (this.store) native.storeSet(this.store, key, value);
-  }
-  storeGet(key: string): string {
-    if (!this.store) throw new Error("storeGet: a single-process group has no store");
-    return native.storeGet(this.store, key);
   }
 
   destroy(): void {

@@ -11,7 +11,7 @@
 // The pipe works for any program: its descriptor number is in MFR_PARENT_FD.
 import net from "node:net";
 
-export const PARENT_FD_ENV = "MFR_PARENT_FD";
+const PARENT_FD_ENV = "MFR_PARENT_FD";
 /** The child's descriptor for the pipe: the first after stdin, stdout and stderr. */
 const PARENT_FD = 3;
 

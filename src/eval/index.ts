@@ -9,7 +9,7 @@ export {
   type PairEvaluation,
   type SubsetResult,
 } from "./pairs.ts";
-export { type Collectives, singleProcess, simulatedGroup, processGroupCollectives } from "./collectives.ts";
+export { type Collectives, singleProcess, processGroupCollectives } from "./collectives.ts";
 export { parseFpr, parseFprList, thresholdRank, type TargetFpr } from "./fpr.ts";
 export { GROUP_SUBSETS, type SubsetName, type PairCounts } from "./layout.ts";
 export type { CurvePoint } from "./curve.ts";

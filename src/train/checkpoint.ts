@@ -5,7 +5,7 @@
 //                            ranges (loads on any world size), instead of the state above
 //   head-rank<r>.safetensors each rank: its class-centre shard and the shard's optimizer state,
 //                            with the shard's [start, count) in the metadata (for resharding)
-//   state-rank<r>.json       each rank: step, RNG state, LR schedule
+//   state-rank<r>.json       each rank: step, RNG state (the LR schedule follows from the step)
 //   manifest.json            rank 0, last, after a barrier: world size and the sha256 of every
 //                            file. A checkpoint without a manifest is incomplete and ignored.
 // Every file is written atomically (temporary name, fsync, rename). Resuming on a different
@@ -31,7 +31,6 @@ export interface RankState {
   step: number;
   worldSize: number;
   rng: string;
-  schedule: { iteration: number; baseLrs: number[] };
   lossScale?: LossScaleState;
 }
 
@@ -50,8 +49,6 @@ export interface TrainState {
   /** With ZeRO: the sharded backbone optimizer (backboneOpt is its inner optimizer). */
   zero?: ZeroOptimizer;
   scaler?: LossScaler;
-  /** The LR iteration to store (both schedules advance together). */
-  schedule: { iteration: number; baseLrs: number[] };
 }
 
 const MANIFEST = "manifest.json";
@@ -98,7 +95,6 @@ export function saveCheckpoint(group: ProcessGroup, runDir: string, step: number
         step,
         worldSize: group.worldSize,
         rng: Buffer.from(rng.bytes()).toString("base64"),
-        schedule: s.schedule,
         ...(s.scaler ? { lossScale: s.scaler.stateDict() } : {}),
       };
       writeJsonAtomic(path.join(dir, `state-rank${r}.json`), state);

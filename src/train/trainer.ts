@@ -212,7 +212,6 @@ async function trainWith(
     scaler: stepper.scaler,
     head,
     headOpt,
-    schedule: schedules[0]!.stateDict(),
   });
 
   let startStep = 0;
@@ -230,7 +229,7 @@ async function trainWith(
       throw new Error(`${dir}: step ${loaded.step} is past the schedule's end (steps = ${cfg.steps})`);
     startStep = loaded.step;
     truncateMetrics(metricsFile, startStep);
-    for (const s of schedules) s.loadStateDict({ ...schedule0(s), iteration: startStep });
+    for (const s of schedules) s.loadStateDict({ ...s.stateDict(), iteration: startStep });
     // A different world size has no per-rank RNG to restore: reseed from the step.
     if (!loaded.rank) T.manualSeed(cfg.seed * 7919 + 1 + rank + startStep * 104729);
   }
@@ -314,8 +313,4 @@ function optimizerFactory(o: TrainConfig["optim"]): (groups: ParamGroups) => Any
     case "lars":
       return (g) => new LARS(g, { lr: o.lr, momentum: o.momentum, weightDecay: wd }) as AnyOptimizer;
   }
-}
-
-function schedule0(s: LRScheduler): { iteration: number; baseLrs: number[] } {
-  return s.stateDict();
 }

@@ -5,7 +5,7 @@ import { type PairEvalOptions, evaluatePairs, prepareLayout } from "../../src/ev
 import { groupSubset } from "../../src/eval/layout.ts";
 import { emptyHistograms, sampleTile } from "../../src/eval/sample.ts";
 import { PairScorer } from "../../src/eval/scorer.ts";
-import { simulatedGroup } from "../../src/eval/collectives.ts";
+import { simulatedGroup } from "../helpers/collectives.ts";
 import { bruteForce, engineScores, exactScores } from "./brute.ts";
 
 const FPRS = ["0", "1e-7", "1e-3", "0.01", "0.1", "0.5", "1"];
