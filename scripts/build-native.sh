@@ -1,13 +1,20 @@
 #!/usr/bin/env bash
 # Builds native/ with node-gyp when its sources, or the libtorch it targets, changed since the
-# last build (a hash of both is kept beside the built addon).
+# last build (a hash of both is kept beside the built addon). With --check it builds nothing and
+# says whether the addon is up to date (exit 0) or missing/stale (exit 1): \`mfr doctor\` asks it,
+# so the staleness rule lives here only.
 set -euo pipefail
 cd "$(dirname "$0")/../native"
 
 stamp=build/Release/.mfr-source-hash
 hash=$( (cat binding.gyp torch-config.cjs src/* compat/torch/csrc/distributed/autograd/context/*; echo "${MFR_LIBTORCH:-debian}") | sha256sum | cut -d' ' -f1)
 if [[ -f build/Release/mfr_native.node && -f $stamp && $(cat "$stamp") == "$hash" ]]; then
+  [[ ${1:-} == --check ]] && echo "up to date"
   exit 0
+fi
+if [[ ${1:-} == --check ]]; then
+  [[ -f build/Release/mfr_native.node ]] && echo "stale: native/ sources or the libtorch they target changed since the build" || echo "not built"
+  exit 1
 fi
 echo "[build-native] building the libtorch addon (a few minutes)" >&2
 nodedir=$(npm config get nodedir 2>/dev/null || true)

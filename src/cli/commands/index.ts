@@ -2,6 +2,7 @@
 import type { Command } from "commander";
 import { registerData } from "./data.ts";
 import { registerDemo } from "./demo.ts";
+import { registerDoctor } from "./doctor.ts";
 import { registerEmbed } from "./embed.ts";
 import { registerEval } from "./eval.ts";
 import { registerExport } from "./export.ts";
@@ -15,6 +16,7 @@ import { registerTrain } from "./train.ts";
 export function registerAll(program: Command): void {
   registerData(program);
   registerDemo(program);
+  registerDoctor(program);
   registerEmbed(program);
   registerEval(program);
   registerExport(program);
