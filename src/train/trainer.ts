@@ -23,6 +23,7 @@ import {
 } from "./checkpoint.ts";
 import { type AnyOptimizer, type ParamGroups, TrainStep } from "./step.ts";
 import { checkBatchLabels } from "./labels.ts";
+import { stopAgreed } from "./interrupt.ts";
 import {
   checkpointToResume,
   intactCheckpointHint,
@@ -64,12 +65,19 @@ export interface TrainOptions {
   onEvent?: (e: TrainEvent) => void;
   /** Stop after this step (tests); the schedule still spans config.steps. */
   stopAfter?: number;
+  /**
+   * Stop at the next step boundary once aborted (all ranks after the same step), saving a
+   * checkpoint there when checkpointing is on; the run can then be resumed.
+   */
+  signal?: AbortSignal;
 }
 
 export interface TrainResult {
   losses: { step: number; loss: number }[];
   startStep: number;
   backbone: Backbone;
+  /** The step the run stopped after when `signal` aborted it; undefined when it ran to its end. */
+  interruptedAt?: number;
 }
 
 export async function train(cfg: TrainConfig, o: TrainOptions = {}): Promise<TrainResult> {
@@ -254,9 +262,10 @@ async function trainWith(
   const losses: { step: number; loss: number }[] = [];
   const end = Math.min(cfg.steps, o.stopAfter ?? cfg.steps);
   let step = startStep;
+  let interruptedAt: number | undefined;
   try {
     let { epoch, step: inEpoch } = loader.sampler.position(step);
-    while (step < end) {
+    while (step < end && interruptedAt === undefined) {
       for await (const { x, y } of prefetchToDevice(loader.epoch(epoch, inEpoch), device, checkLabels)) {
         if (step >= end) break;
         const t0 = performance.now();
@@ -285,11 +294,14 @@ async function trainWith(
         if (step % cfg.logEvery === 0 || step === end)
           fs.appendFileSync(metricsFile, JSON.stringify(metrics) + "\n");
         emit({ kind: "step", metrics });
-        if (cfg.checkpointEvery > 0 && (step % cfg.checkpointEvery === 0 || step === end)) {
+        const stop = step < end && stopAgreed(group, o.signal, device);
+        if (stop) interruptedAt = step;
+        if (cfg.checkpointEvery > 0 && (step % cfg.checkpointEvery === 0 || step === end || stop)) {
           const dir = saveCheckpoint(group, cfg.runDir, step, state());
           if (rank === 0) pruneCheckpoints(cfg.runDir, cfg.keepCheckpoints);
           emit({ kind: "checkpoint", step, dir });
         }
+        if (stop) break;
         if (cfg.verifyEvery > 0 && (step % cfg.verifyEvery === 0 || step === end)) await verifyNow(step);
       }
       epoch++;
@@ -299,7 +311,7 @@ async function trainWith(
     stepper.dispose();
     head.dispose();
   }
-  return { losses, startStep, backbone };
+  return { losses, startStep, backbone, ...(interruptedAt !== undefined ? { interruptedAt } : {}) };
 }
 
 /** The configured optimizer over some parameter groups (the backbone's, its ZeRO pieces, the head's). */

@@ -15,15 +15,20 @@ export interface Outcome {
   stderr: string;
 }
 
-/** Starts `node bin/mfr.js ...args` in the repository root; `done` settles when it exits. */
+/**
+ * Starts `node bin/mfr.js ...args` in the repository root; `done` settles when it exits. With
+ * `detached` it leads a process group of its own, so `process.kill(-child.pid, sig)` reaches it
+ * and whatever it started, as a terminal's Ctrl-C does.
+ */
 export function startMfr(
   args: string[],
-  opts: { cwd?: string; env?: NodeJS.ProcessEnv } = {},
+  opts: { cwd?: string; env?: NodeJS.ProcessEnv; detached?: boolean } = {},
 ): { child: ChildProcess; done: Promise<Outcome> } {
   const child = spawn(process.execPath, [mfrBin, ...args], {
     cwd: opts.cwd ?? root,
     env: { ...process.env, MFR_NUM_THREADS: "1", ...opts.env },
     stdio: ["ignore", "pipe", "pipe"],
+    detached: opts.detached ?? false,
   });
   let stdout = "";
   let stderr = "";

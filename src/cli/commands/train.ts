@@ -1,5 +1,8 @@
 // `mfr train CONFIG [--set key=value ...] [--resume [CHECKPOINT]]`: one process, or one rank under `mfr launch`.
 // Rank 0 shows a progress bar (or a line per logged step when stderr is not a terminal).
+// Ctrl-C stops every rank after the same step with a complete checkpoint there, prints how to
+// resume and exits 130 (the shell's code for SIGINT); a second Ctrl-C stops at once, and the
+// atomic writes still leave no half-written file (a partial checkpoint has no manifest).
 import type { Command } from "commander";
 import { SingleBar } from "cli-progress";
 import { isGlobalRankZero } from "../../distributed/index.ts";
@@ -29,6 +32,7 @@ export function registerTrain(program: Command): void {
       const bar = tty
         ? new SingleBar({ format: "train [{bar}] {value}/{total} loss {loss} lr {lr} {ips} img/s" })
         : undefined;
+      let lastCheckpoint: string | undefined;
       const onEvent = (e: TrainEvent): void => {
         if (!rank0) return;
         switch (e.kind) {
@@ -59,6 +63,7 @@ export function registerTrain(program: Command): void {
             console.error(`step ${e.step} verification: ${JSON.stringify(e.results)}`);
             break;
           case "checkpoint":
+            lastCheckpoint = e.dir;
             if (!bar) console.error(`checkpoint ${e.dir}`);
             break;
           case "warning":
@@ -66,8 +71,29 @@ export function registerTrain(program: Command): void {
             break;
         }
       };
-      const r = await train(cfg, { resume: o.resume ?? false, onEvent });
+      const stop = new AbortController();
+      const onInterrupt = (): void => {
+        bar?.stop();
+        if (rank0)
+          console.error(
+            `mfr train: stopping after this step${cfg.checkpointEvery > 0 ? " and saving a checkpoint there" : ""} (Ctrl-C again to stop at once)`,
+          );
+        stop.abort();
+      };
+      process.once("SIGINT", onInterrupt);
+      let r: Awaited<ReturnType<typeof train>>;
+      try {
+        r = await train(cfg, { resume: o.resume ?? false, onEvent, signal: stop.signal });
+      } finally {
+        process.off("SIGINT", onInterrupt);
+      }
       bar?.stop();
+      if (r.interruptedAt !== undefined) {
+        r.backbone.dispose();
+        if (rank0) console.error(resumeHint(file, o.set, r.interruptedAt, lastCheckpoint));
+        process.exitCode = 130;
+        return;
+      }
       if (rank0 && r.losses.length) {
         console.error(
           `loss ${r.losses[0]!.loss.toFixed(4)} -> ${r.losses.at(-1)!.loss.toFixed(4)}; metrics in ${cfg.runDir}/metrics.jsonl`,
@@ -75,4 +101,17 @@ export function registerTrain(program: Command): void {
       }
       r.backbone.dispose();
     });
+}
+
+/** What to type to continue an interrupted run (the same config and overrides, plus --resume). */
+function resumeHint(file: string, sets: string[], step: number, checkpoint: string | undefined): string {
+  if (!checkpoint)
+    return `mfr train: interrupted after step ${step}; checkpointEvery is 0, so there is nothing to resume from`;
+  const quote = (a: string): string => (/^[\w./:=,+-]+$/.test(a) ? a : `'${a.replaceAll("'", "'\\''")}'`);
+  const args = ["mfr", "train", file, ...sets.flatMap((s) => ["--set", s]), "--resume"].map(quote).join(" ");
+  const launched = Number(process.env.WORLD_SIZE ?? "1") > 1 ? " (under mfr launch with the same flags)" : "";
+  return (
+    `mfr train: interrupted after step ${step}; the newest checkpoint, ${checkpoint}, is complete.\n` +
+    `Resume with${launched}:\n  ${args}`
+  );
 }
