@@ -217,6 +217,9 @@ function childShape(shape: unknown, k: string): unknown {
 export async function loadConfigFile(file: string, sets: readonly string[] = []): Promise<TrainConfig> {
   const { pathToFileURL } = await import("node:url");
   const { resolve } = await import("node:path");
+  const { existsSync } = await import("node:fs");
+  // Named here: Node's own message blames the importing module (this file), not the user's path.
+  if (!existsSync(file)) throw new Error(`config ${file}: no such file`);
   const mod = await importUnlessStuck<{ default?: unknown }>(pathToFileURL(resolve(file)).href, file);
   const c = mod.default;
   if (typeof c === "function")

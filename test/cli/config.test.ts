@@ -74,3 +74,10 @@ test("a config exporting a function is an error saying what is expected", async 
     /fn\.ts: the default export is a function; a config module must export the config object itself: export default defineConfig\(\{\.\.\.\}\)/,
   );
 });
+
+test("a config path that does not exist is an error naming that path, not mfr's own files", async () => {
+  const missing = path.join(userDir({}), "typo.ts");
+  const r = await mfr(["train", missing]);
+  assert.equal(r.code, 1);
+  assert.equal(r.stderr.trim(), `mfr: config ${missing}: no such file`);
+});
