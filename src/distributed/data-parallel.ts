@@ -7,11 +7,14 @@ import * as T from "../torch/index.ts";
 import { native, type NativeReducer } from "../torch/native.ts";
 import { type ProcessGroup, type Work } from "./group.ts";
 
+/** DDP's bucket_cap_mb default: the all-reduce bucket (and ZeRO's) unless the config says otherwise. */
+export const DEFAULT_BUCKET_CAP_MB = 25;
+
 export interface DataParallelOptions {
-  /** Bucket size in MiB (DDP's bucket_cap_mb). */
+  /** Bucket size in MiB (DDP's bucket_cap_mb; default DEFAULT_BUCKET_CAP_MB). */
   bucketCapMB?: number;
   /** Gradient communication precision: the challenge sent fp16 gradients. */
-  compress?: "none" | "fp16" | "bf16";
+  compress?: T.AmpMode;
   /** Force the post-backward path even when the Reducer is available. */
   overlap?: boolean;
 }
@@ -32,15 +35,16 @@ export function wireDtype(
 
 export class DataParallel {
   private readonly reducer: NativeReducer | undefined;
+  private readonly capBytes: number;
   readonly overlapped: boolean;
 
   constructor(
     readonly group: ProcessGroup,
     readonly params: readonly T.Tensor[],
-    readonly o: DataParallelOptions = {},
+    private readonly o: DataParallelOptions = {},
   ) {
     wireDtype(o.compress, group); // refuses what the backend cannot carry before any step runs
-    const capBytes = (o.bucketCapMB ?? 25) * 1024 * 1024;
+    this.capBytes = (o.bucketCapMB ?? DEFAULT_BUCKET_CAP_MB) * 1024 * 1024;
     const canOverlap =
       group.worldSize > 1 &&
       group.backend !== "none" &&
@@ -51,8 +55,8 @@ export class DataParallel {
       this.reducer = native.reducerCreate!(
         group.nativeGroup(),
         params.map((p) => p.native),
-        capBytes,
-        Math.min(capBytes, 1024 * 1024),
+        this.capBytes,
+        Math.min(this.capBytes, 1024 * 1024),
         o.compress === "fp16",
       );
     }
@@ -78,7 +82,7 @@ export class DataParallel {
   /** Bucketed mean of every parameter's gradient over ranks (post-backward path). */
   allReduceGradients(): void {
     const world = this.group.worldSize;
-    const capElems = ((this.o.bucketCapMB ?? 25) * 1024 * 1024) / 4;
+    const capElems = this.capBytes / 4;
     const withGrad = this.params.filter((p) => p.requiresGrad);
     const pending: { work: Work; flat: T.Tensor; members: T.Tensor[] }[] = [];
     T.noGrad(() => {

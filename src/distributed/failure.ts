@@ -48,7 +48,7 @@ export class FailureBoard {
 
   constructor(
     private readonly store: BoardStore,
-    readonly o: BoardOptions,
+    private readonly o: BoardOptions,
   ) {}
 
   /**

@@ -2,12 +2,7 @@
 // native group holds the store; mfr's own keys in it are only the failure board's.
 // Every collective in mfr goes through this class. Collectives return a Work: wait() blocks,
 // waitAsync() waits on a pool thread so timers and signals keep running.
-import {
-  native,
-  type NativeGroup,
-  type NativeWork,
-  type ReduceOp,
-} from "../torch/native.ts";
+import { native, type NativeGroup, type NativeWork, type ReduceOp } from "../torch/native.ts";
 import * as T from "../torch/index.ts";
 import { type Placement, placementFromEnv } from "./rendezvous.ts";
 import { chooseAddress } from "./address.ts";
@@ -69,7 +64,14 @@ export function defaultBackend(device = "cpu"): "gloo" | "nccl" {
   return T.deviceKind(device) === "cuda" ? "nccl" : "gloo";
 }
 
-const defaultTimeout = (): number => Number(process.env.MFR_DIST_TIMEOUT_S ?? 600) * 1000;
+/**
+ * How long a collective or the rendezvous may wait, unless the caller (the config's dist.timeoutS)
+ * says otherwise: long enough for one rank's checkpoint write or verification pass at WebFace260M
+ * scale, while the others wait in the next collective, to count as progress (PyTorch's is 30 min).
+ */
+export const DEFAULT_TIMEOUT_S = 600;
+
+const defaultTimeout = (): number => Number(process.env.MFR_DIST_TIMEOUT_S ?? DEFAULT_TIMEOUT_S) * 1000;
 
 /** How long a failed rank waits for the others to report their failures (and its store client's timeout). */
 const answerTimeout = (timeoutMs: number): number => Math.min(timeoutMs, 5000);

@@ -49,6 +49,8 @@ export interface HeadOptions {
 }
 
 export class PartialFC {
+  /** Classes over all ranks (this rank holds `shard.count` of them). */
+  readonly numClasses: number;
   readonly shard: ClassShard;
   readonly margin: CombinedMargin;
   readonly numSample: number;
@@ -60,7 +62,7 @@ export class PartialFC {
 
   constructor(
     readonly group: ProcessGroup,
-    readonly o: HeadOptions,
+    private readonly o: HeadOptions,
   ) {
     if (!(o.sampleRate > 0 && o.sampleRate <= 1)) {
       throw new Error(`head.sampleRate must be in (0, 1], got ${o.sampleRate}`);
@@ -68,6 +70,7 @@ export class PartialFC {
     if (!Number.isInteger(o.embeddingSize) || o.embeddingSize < 1) {
       throw new Error(`head.embeddingSize must be a positive integer, got ${o.embeddingSize}`);
     }
+    this.numClasses = o.numClasses;
     this.shard = classShard(o.numClasses, group.rank, group.worldSize);
     this.margin = o.margin instanceof CombinedMargin ? o.margin : new CombinedMargin(o.margin);
     this.numSample = Math.floor(o.sampleRate * this.shard.count);

@@ -17,6 +17,7 @@ export {
   presetTable,
   resolvePreset,
   type Backbone,
+  type BackboneName,
   type BackboneOptions,
   type BackboneSpec,
   type Preset,

@@ -30,8 +30,13 @@ export const PRESETS = {
 export type PresetName = keyof typeof PRESETS;
 export const PRESET_NAMES = Object.keys(PRESETS) as PresetName[];
 
-/** A preset name, or a custom iResNet as "[a,b,c,d]" / "a,b,c,d" / an array. */
-export type BackboneSpec = PresetName | string | StageBlocks;
+/**
+ * A preset name, or a custom iResNet as "[a,b,c,d]" / "a,b,c,d". (`string & {}` keeps the preset
+ * names from collapsing into `string`, so editors still offer them.)
+ */
+export type BackboneName = PresetName | (string & {});
+/** A backbone name, or a custom iResNet's blocks per stage. */
+export type BackboneSpec = BackboneName | StageBlocks;
 
 export interface BackboneOptions {
   /** Channel multiplier (1/8 for tiny test models). */

@@ -7,3 +7,4 @@ export { clipGradNorm } from "./clip.ts";
 export { decayGroups } from "./groups.ts";
 export { optimizerStateToTensors, optimizerStateFromTensors } from "./state-io.ts";
 export { ZeroOptimizer, type ZeroOptions, type ZeroInner } from "./zero.ts";
+export { OPTIMIZERS, type OptimizerName } from "./names.ts";

@@ -20,7 +20,7 @@
 // parameters laid end to end, padding excluded), so they load on any world size.
 import * as T from "../torch/index.ts";
 import { type Tensor } from "../torch/index.ts";
-import { type ProcessGroup, wireDtype } from "../distributed/index.ts";
+import { DEFAULT_BUCKET_CAP_MB, type ProcessGroup, wireDtype } from "../distributed/index.ts";
 import { type Optimizer, type OptimizerStateDict } from "./optimizer.ts";
 
 type Hyper = { lr: number } & Record<string, number | boolean>;
@@ -31,7 +31,7 @@ export interface ZeroOptions {
   /** Bucket size in MiB of fp32 elements (as DataParallel's). */
   bucketCapMB?: number;
   /** Stage 2: precision of the reduce-scatter (the all-reduce's `compress`). */
-  compress?: "none" | "fp16" | "bf16";
+  compress?: T.AmpMode;
 }
 
 interface Bucket {
@@ -79,11 +79,11 @@ export class ZeroOptimizer {
     readonly group: ProcessGroup,
     groups: readonly { params: readonly Tensor[]; options?: Partial<Hyper> }[],
     make: (shardGroups: { params: Tensor[]; options?: Partial<Hyper> }[]) => ZeroInner,
-    readonly o: ZeroOptions,
+    private readonly o: ZeroOptions,
   ) {
     wireDtype(o.compress, group); // refuses what the backend cannot carry before any step runs
     const W = group.worldSize;
-    const capElems = Math.max(1, Math.floor(((o.bucketCapMB ?? 25) * 1024 * 1024) / 4));
+    const capElems = Math.max(1, Math.floor(((o.bucketCapMB ?? DEFAULT_BUCKET_CAP_MB) * 1024 * 1024) / 4));
     let offset = 0;
     groups.forEach((g, gi) => {
       let members: Tensor[] = [];

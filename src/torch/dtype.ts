@@ -43,6 +43,13 @@ export function dtypeName(code: number): DType {
   return n;
 }
 
+/**
+ * Full precision or a 16-bit float: autocast's (train.amp) and the gradients' on the wire
+ * (dist.compress). One tuple for the config's enums and the option types.
+ */
+export const AMP_MODES = ["none", "fp16", "bf16"] as const;
+export type AmpMode = (typeof AMP_MODES)[number];
+
 export function isFloating(d: DType): boolean {
   return d === "f32" || d === "f64" || d === "f16" || d === "bf16";
 }

@@ -13,7 +13,7 @@ export {
   type Device,
   type IndexSpec,
 } from "./tensor.ts";
-export { type DType, ELEMENT_SIZE, isFloating } from "./dtype.ts";
+export { type DType, ELEMENT_SIZE, isFloating, AMP_MODES, type AmpMode } from "./dtype.ts";
 export * from "./creation.ts";
 export * from "./functional.ts";
 export * from "./autograd.ts";

@@ -88,7 +88,7 @@ export function saveCheckpoint(group: ProcessGroup, runDir: string, step: number
       T.saveSafetensors(path.join(dir, `head-rank${r}.safetensors`), tensors, {
         ...hopt.metadata,
         "mfr.shard": JSON.stringify(s.head.shard),
-        "mfr.numClasses": String(s.head.o.numClasses),
+        "mfr.numClasses": String(s.head.numClasses),
       });
       const rng = T.getRngState();
       const state: RankState = {
@@ -105,7 +105,7 @@ export function saveCheckpoint(group: ProcessGroup, runDir: string, step: number
     const files: Record<string, string> = {};
     for (const f of fs.readdirSync(dir).sort())
       if (!f.startsWith(".") && f !== MANIFEST) files[f] = T.sha256File(path.join(dir, f));
-    const manifest: Manifest = { step, worldSize: group.worldSize, numClasses: s.head.o.numClasses, files };
+    const manifest: Manifest = { step, worldSize: group.worldSize, numClasses: s.head.numClasses, files };
     writeJsonAtomic(path.join(dir, MANIFEST), manifest);
   }
   group.barrier().wait();
@@ -197,8 +197,8 @@ export function loadCheckpoint(
   s: TrainState,
 ): { step: number; rank?: RankState } {
   const manifest = verifyCheckpoint(dir);
-  if (manifest.numClasses !== s.head.o.numClasses) {
-    throw new Error(`${dir}: the head has ${manifest.numClasses} classes, this run ${s.head.o.numClasses}`);
+  if (manifest.numClasses !== s.head.numClasses) {
+    throw new Error(`${dir}: the head has ${manifest.numClasses} classes, this run ${s.head.numClasses}`);
   }
   T.noGrad(() =>
     T.scope(() => {
@@ -244,7 +244,7 @@ export function loadCheckpoint(
  */
 export function loadHeadShard(dir: string, savedWorld: number, head: PartialFC, headOpt: AnyOptimizer): void {
   const { start, count } = head.shard;
-  const numClasses = head.o.numClasses;
+  const numClasses = head.numClasses;
   const rowState = new Map<string, T.Tensor>();
   let meta: Record<string, string> = {};
   for (let r = 0; r < savedWorld; r++) {

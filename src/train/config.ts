@@ -2,8 +2,11 @@
 // derived by spreading; `--set key=value` overrides with errors that name the key.
 import { z } from "zod";
 import { JPEG_MODES } from "../data/index.ts";
-import { GLOO_NO_BF16 } from "../distributed/index.ts";
-import { cudaAvailable } from "../torch/index.ts";
+import { DEFAULT_BUCKET_CAP_MB, DEFAULT_TIMEOUT_S, GLOO_NO_BF16 } from "../distributed/index.ts";
+import { type BackboneName } from "../models/index.ts";
+import { OPTIMIZERS } from "../optim/index.ts";
+import { AMP_MODES, cudaAvailable } from "../torch/index.ts";
+import { DEFAULT_LOSS_SCALE } from "./precision.ts";
 
 const margin = z.object({
   s: z.number().positive(),
@@ -12,6 +15,7 @@ const margin = z.object({
   m3: z.number().optional(),
 });
 
+// A section whose every key has a default may be left out (`.prefault({})`), as if written `{}`.
 export const TrainConfigSchema = z
   .object({
     /** Where checkpoints, metrics.jsonl and run.json go. */
@@ -39,11 +43,13 @@ export const TrainConfigSchema = z
       .strict(),
     model: z
       .object({
-        backbone: z.string().default("r50"),
+        /** A preset (r50, r200, mbf, …) or four block counts; checked when the model is built. */
+        backbone: (z.string() as z.ZodType<BackboneName, BackboneName>).default("r50"),
         width: z.number().positive().default(1),
         embeddingSize: z.number().int().positive().default(512),
       })
-      .strict(),
+      .strict()
+      .prefault({}),
     head: z
       .object({
         /** Number of identities; 0 = take it from the dataset. */
@@ -52,11 +58,12 @@ export const TrainConfigSchema = z
         margin: z.union([z.enum(["cosface", "arcface"]), margin]).default("cosface"),
         seed: z.number().int().default(0),
       })
-      .strict(),
+      .strict()
+      .prefault({}),
     optim: z
       .object({
         /** sgd (arcface_torch), adamw, or lars (the challenge's large batches; not with ZeRO). */
-        name: z.enum(["sgd", "adamw", "lars"]).default("sgd"),
+        name: z.enum(OPTIMIZERS).default("sgd"),
         /** Base rate of the backbone and head (SGD, momentum 0.9, as arcface_torch). */
         lr: z.number().positive().default(0.1),
         momentum: z.number().min(0).max(1).default(0.9),
@@ -66,14 +73,16 @@ export const TrainConfigSchema = z
         /** Backbone gradient norm clip (arcface_torch: 5); 0 = off. */
         clipNorm: z.number().nonnegative().default(5),
       })
-      .strict(),
+      .strict()
+      .prefault({}),
     dist: z
       .object({
-        compress: z.enum(["none", "fp16", "bf16"]).default("none"),
-        bucketCapMB: z.number().positive().default(25),
-        timeoutS: z.number().positive().default(120),
+        compress: z.enum(AMP_MODES).default("none"),
+        bucketCapMB: z.number().positive().default(DEFAULT_BUCKET_CAP_MB),
+        timeoutS: z.number().positive().default(DEFAULT_TIMEOUT_S),
       })
-      .strict(),
+      .strict()
+      .prefault({}),
     /** Peak-memory techniques: each one switch, all composable, none changing the maths. */
     train: z
       .object({
@@ -88,17 +97,17 @@ export const TrainConfigSchema = z
           ])
           .default("none"),
         /** Autocast: bf16 on CPU; fp16 (with loss scaling) or bf16 on CUDA. */
-        amp: z.enum(["none", "bf16", "fp16"]).default("none"),
+        amp: z.enum(AMP_MODES).default("none"),
         /** Precision of the head's logits and softmax under AMP. */
         headPrecision: z.enum(["fp32", "amp"]).default("fp32"),
         /** Dynamic loss scaling ("auto": with fp16 only). */
         lossScale: z
           .object({
             enabled: z.enum(["auto", "on", "off"]).default("auto"),
-            init: z.number().positive().default(65536),
-            growthFactor: z.number().gt(1).default(2),
-            backoffFactor: z.number().gt(0).lt(1).default(0.5),
-            growthInterval: z.number().int().positive().default(2000),
+            init: z.number().positive().default(DEFAULT_LOSS_SCALE.init),
+            growthFactor: z.number().gt(1).default(DEFAULT_LOSS_SCALE.growthFactor),
+            backoffFactor: z.number().gt(0).lt(1).default(DEFAULT_LOSS_SCALE.backoffFactor),
+            growthInterval: z.number().int().positive().default(DEFAULT_LOSS_SCALE.growthInterval),
           })
           .strict()
           .prefault({}),

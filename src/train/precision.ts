@@ -3,10 +3,10 @@
 // dynamic loss scaling for fp16 (torch.cuda.amp.GradScaler's rule: skip a step whose gradients are
 // not finite and halve the scale; double it after `growthInterval` good steps in a row).
 import * as T from "../torch/index.ts";
-import { type Tensor } from "../torch/index.ts";
+import { type AmpMode, type Tensor } from "../torch/index.ts";
 import { type ProcessGroup } from "../distributed/index.ts";
 
-export type AmpMode = "none" | "bf16" | "fp16";
+export type { AmpMode };
 
 export class Precision {
   constructor(
@@ -58,7 +58,7 @@ export class LossScaler {
   #scale: number;
   #goodSteps = 0;
 
-  constructor(readonly o: LossScaleOptions = DEFAULT_LOSS_SCALE) {
+  constructor(private readonly o: LossScaleOptions = DEFAULT_LOSS_SCALE) {
     if (!(o.init > 0 && o.growthFactor > 1 && o.backoffFactor > 0 && o.backoffFactor < 1)) {
       throw new Error(
         `train.lossScale: need init > 0, growthFactor > 1 and 0 < backoffFactor < 1, got ${JSON.stringify(o)}`,

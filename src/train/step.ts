@@ -54,7 +54,7 @@ export interface StepOptions {
   zero?: 0 | 1 | 2;
   /** Backbone gradient norm clip; 0 = off. */
   clipNorm?: number;
-  compress?: "none" | "fp16" | "bf16";
+  compress?: AmpMode;
   bucketCapMB?: number;
   /** Let c10d's Reducer overlap the all-reduce with backward where possible (default true). */
   overlap?: boolean;
@@ -89,7 +89,7 @@ export class TrainStep {
     readonly head: PartialFC,
     readonly headOpt: AnyOptimizer,
     makeOptimizer: (groups: ParamGroups) => AnyOptimizer,
-    readonly o: StepOptions = {},
+    private readonly o: StepOptions = {},
   ) {
     this.microBatches = o.microBatches ?? 1;
     if (!Number.isInteger(this.microBatches) || this.microBatches < 1)

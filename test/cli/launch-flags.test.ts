@@ -1,24 +1,11 @@
 // `mfr launch` refuses flag values it cannot use, naming the flag, before starting any rank.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { CommanderError } from "commander";
-import { buildProgram } from "../../src/cli/program.ts";
+import { parseError } from "../helpers/cli.ts";
 import { mfr } from "../helpers/mfr.ts";
 
-/** Parses `mfr launch ...` in this process; resolves with the error message, or "" if accepted. */
-async function launchError(flags: string[]): Promise<string> {
-  const program = buildProgram();
-  let stderr = "";
-  for (const c of [program, ...program.commands])
-    c.exitOverride().configureOutput({ writeErr: (s) => (stderr += s), writeOut: () => {} });
-  try {
-    // Ranks running `true` start only when the flags were accepted.
-    await program.parseAsync(["node", "mfr", "launch", ...flags, "--", "true"]);
-  } catch (e) {
-    return e instanceof CommanderError ? stderr : (e as Error).message;
-  }
-  return "";
-}
+// Ranks running `true` start only when the flags were accepted.
+const launchError = (flags: string[]): Promise<string> => parseError(["launch", ...flags, "--", "true"]);
 
 test("mfr launch: out-of-range and non-numeric flags are errors naming the flag", async () => {
   const cases: [string[], RegExp][] = [

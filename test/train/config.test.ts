@@ -2,6 +2,8 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { applyOverrides, loadConfigFile, parseConfig } from "../../src/train/index.ts";
+import { DEFAULT_LOSS_SCALE } from "../../src/train/precision.ts";
+import { DEFAULT_BUCKET_CAP_MB, DEFAULT_TIMEOUT_S } from "../../src/distributed/index.ts";
 import base from "../../configs/base.ts";
 import demo from "../../configs/demo.ts";
 import partialFc from "../../configs/partial-fc.ts";
@@ -16,6 +18,23 @@ test("presets are valid and derived from base", () => {
   );
   assert.equal(parseConfig(partialFc).head.sampleRate, 0.1);
   assert.equal(parseConfig(partialFc).head.numClasses, 2059906);
+});
+
+test("sections whose keys all have defaults may be left out, with the library's defaults", () => {
+  const minimal = { runDir: "runs/x", data: { path: "d", batchSize: 8 }, steps: 10 };
+  const c = parseConfig(minimal);
+  assert.deepEqual(parseConfig({ ...minimal, model: {}, head: {}, optim: {}, dist: {}, train: {} }), c);
+  assert.deepEqual(c.dist, {
+    compress: "none",
+    bucketCapMB: DEFAULT_BUCKET_CAP_MB,
+    timeoutS: DEFAULT_TIMEOUT_S,
+  });
+  const { enabled, ...scale } = c.train.lossScale;
+  assert.equal(enabled, "auto");
+  assert.deepEqual(scale, DEFAULT_LOSS_SCALE);
+  assert.deepEqual([c.model.backbone, c.head.margin, c.optim.name], ["r50", "cosface", "sgd"]);
+  assert.throws(() => parseConfig({ ...minimal, optim: { name: "adam" } }), /optim\.name/);
+  assert.throws(() => parseConfig({ ...minimal, train: { amp: "fp8" } }), /train\.amp/);
 });
 
 test("--set overrides nested keys with JSON values", () => {

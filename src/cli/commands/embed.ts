@@ -4,31 +4,19 @@ import type { Command } from "commander";
 import { SingleBar } from "cli-progress";
 import type { BackboneDescriptor } from "../../models/index.ts";
 import { embedToFiles, openEmbedder } from "../../export/index.ts";
+import { integer, numberAbove } from "../flags.ts";
 
 /** --backbone/--width/--features as a loader hint (only the flags given). */
 export function backboneHint(f: {
   backbone?: string;
-  width?: string;
-  features?: string;
+  width?: number;
+  features?: number;
 }): Partial<BackboneDescriptor> {
-  const hint: Partial<BackboneDescriptor> = {};
-  if (f.backbone !== undefined) hint.backbone = f.backbone;
-  if (f.width !== undefined) {
-    hint.width = Number(f.width);
-    if (!(hint.width > 0)) throw new Error(`--width: expected a positive number, got '${f.width}'`);
-  }
-  if (f.features !== undefined) {
-    hint.numFeatures = Number(f.features);
-    if (!Number.isInteger(hint.numFeatures) || hint.numFeatures < 1)
-      throw new Error(`--features: expected a positive integer, got '${f.features}'`);
-  }
-  return hint;
-}
-
-export function positiveInt(flag: string, v: string): number {
-  const n = Number(v);
-  if (!Number.isInteger(n) || n < 1) throw new Error(`--${flag}: expected a positive integer, got '${v}'`);
-  return n;
+  return {
+    ...(f.backbone !== undefined ? { backbone: f.backbone } : {}),
+    ...(f.width !== undefined ? { width: f.width } : {}),
+    ...(f.features !== undefined ? { numFeatures: f.features } : {}),
+  };
 }
 
 interface EmbedFlags {
@@ -37,13 +25,13 @@ interface EmbedFlags {
   out: string;
   labels?: string;
   flip?: boolean;
-  batchSize: string;
-  workers: string;
-  threads?: string;
-  limit?: string;
+  batchSize: number;
+  workers: number;
+  threads?: number;
+  limit?: number;
   backbone?: string;
-  width?: string;
-  features?: string;
+  width?: number;
+  features?: number;
 }
 
 export function registerEmbed(program: Command): void {
@@ -58,17 +46,22 @@ export function registerEmbed(program: Command): void {
     .requiredOption("--out <file>", "embeddings .npy, float32 [N, D], in dataset order")
     .option("--labels <file>", "also write identity labels .npy, int64 [N]")
     .option("--flip", "add the embedding of the mirrored image (flip test-time augmentation)")
-    .option("--batch-size <n>", "images per forward (a fixed-batch .onnx sets its own)", "64")
-    .option("--workers <n>", "decode threads", "2")
-    .option("--threads <n>", "onnxruntime intra-op threads (default: one per core)")
-    .option("--limit <n>", "embed only the first n images")
+    .option(
+      "--batch-size <n>",
+      "images per forward (a fixed-batch .onnx sets its own)",
+      integer("--batch-size", 1),
+      64,
+    )
+    .option("--workers <n>", "decode threads", integer("--workers", 1), 2)
+    .option("--threads <n>", "onnxruntime intra-op threads (default: one per core)", integer("--threads", 1))
+    .option("--limit <n>", "embed only the first n images", integer("--limit", 1))
     .option("--backbone <name>", "backbone preset, when the checkpoint does not say (arcface_torch .pth)")
-    .option("--width <w>", "channel multiplier, when the checkpoint does not say")
-    .option("--features <n>", "embedding size, when the checkpoint does not say")
+    .option("--width <w>", "channel multiplier, when the checkpoint does not say", numberAbove("--width", 0))
+    .option("--features <n>", "embedding size, when the checkpoint does not say", integer("--features", 1))
     .action(async (f: EmbedFlags) => {
       const embedder = await openEmbedder(f.model, {
         hint: backboneHint(f),
-        ...(f.threads !== undefined ? { threads: positiveInt("threads", f.threads) } : {}),
+        ...(f.threads !== undefined ? { threads: f.threads } : {}),
       });
       const bar = process.stderr.isTTY
         ? new SingleBar({ format: "embed [{bar}] {value}/{total} images {eta}s" })
@@ -80,10 +73,10 @@ export function registerEmbed(program: Command): void {
           f.data,
           { embeddings: f.out, labels: f.labels },
           {
-            batchSize: positiveInt("batch-size", f.batchSize),
-            workers: positiveInt("workers", f.workers),
+            batchSize: f.batchSize,
+            workers: f.workers,
             flip: !!f.flip,
-            limit: f.limit === undefined ? undefined : positiveInt("limit", f.limit),
+            limit: f.limit,
             onProgress: (p) => (p.done === 0 ? bar?.start(p.total, 0) : bar?.update(p.done)),
           },
         );

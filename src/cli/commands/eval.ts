@@ -14,6 +14,7 @@ import {
   processGroupCollectives,
   writeReport,
 } from "../../eval/index.ts";
+import { integer } from "../flags.ts";
 
 /** `--model` over `--data` (what `mfr embed` writes), with --groups read from its file. */
 async function embeddedInput(model: string, data: string, flags: EvalFlags): Promise<PairEvalInput> {
@@ -40,7 +41,7 @@ interface EvalFlags {
   fpr: string;
   json?: boolean;
   report?: string;
-  blockSize: string;
+  blockSize: number;
   gemm: string;
 }
 
@@ -57,7 +58,7 @@ export function registerEval(program: Command): void {
     .option("--fpr <list>", "target FPRs, comma-separated", DEFAULT_FPRS.join(","))
     .option("--json", "print exactly one JSON object and nothing else")
     .option("--report <dir>", "write result.json, ROC/DET curves (SVG, PNG) and report.html here")
-    .option("--block-size <n>", "rows per tile of the block GEMM", "2048")
+    .option("--block-size <n>", "rows per tile of the block GEMM", integer("--block-size", 1), 2048)
     .option("--gemm <kind>", "onednn (CPU inner-product kernel) or mm (aten::mm)", "onednn")
     .action(async (flags: EvalFlags) => {
       const embedding = flags.model !== undefined || flags.data !== undefined;
@@ -81,7 +82,7 @@ export function registerEval(program: Command): void {
       const tty = process.stderr.isTTY && !flags.json && lead;
       const ev = await evaluatePairs(input, {
         fpr,
-        blockSize: Number(flags.blockSize),
+        blockSize: flags.blockSize,
         gemm: flags.gemm as GemmKind,
         collectives: group && processGroupCollectives(group),
         onProgress: tty

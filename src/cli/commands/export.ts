@@ -14,6 +14,7 @@ import {
   rulesFailure,
 } from "../../export/index.ts";
 import { backboneHint } from "./embed.ts";
+import { integer, numberAbove } from "../flags.ts";
 
 interface ExportFlags {
   model: string;
@@ -25,9 +26,9 @@ interface ExportFlags {
   verify: boolean;
   verifyData?: string;
   backbone?: string;
-  width?: string;
-  features?: string;
-  threads?: string;
+  width?: number;
+  features?: number;
+  threads?: number;
   json?: boolean;
 }
 
@@ -68,9 +69,9 @@ export function registerExport(program: Command): void {
       "dataset or image folder for the real-face check (default: synthetic faces)",
     )
     .option("--backbone <name>", "backbone preset, when the checkpoint does not say (arcface_torch .pth)")
-    .option("--width <w>", "channel multiplier, when the checkpoint does not say")
-    .option("--features <n>", "embedding size, when the checkpoint does not say")
-    .option("--threads <n>", "onnxruntime threads for verification")
+    .option("--width <w>", "channel multiplier, when the checkpoint does not say", numberAbove("--width", 0))
+    .option("--features <n>", "embedding size, when the checkpoint does not say", integer("--features", 1))
+    .option("--threads <n>", "onnxruntime threads for verification", integer("--threads", 1))
     .option("--json", "print the report as one JSON object")
     .action(async (f: ExportFlags) => {
       if (/\.onnx$/i.test(f.model)) {
@@ -96,7 +97,7 @@ export function registerExport(program: Command): void {
         verify: f.verify,
         verifyData: f.verifyData,
         checkMfr: !!f.checkMfr,
-        threads: f.threads === undefined ? undefined : Number(f.threads),
+        threads: f.threads,
       });
       if (f.json) console.log(JSON.stringify(r, null, 2));
       else {

@@ -1,9 +1,10 @@
 // `mfr launch --nproc-per-node K [--nnodes N --node-rank R --master-addr A --master-port P] -- <command>`
 // runs any program on K ranks, as torchrun does; an mfr subcommand runs mfr.
-import { type Command, InvalidArgumentError } from "commander";
+import type { Command } from "commander";
 import path from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import { launch, type LaunchOptions } from "../../distributed/index.ts";
+import { integer, seconds } from "../flags.ts";
 
 const bin = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../../../bin");
 // Ranks start the way users start mfr: bin/mfr.js registers the TypeScript loader in-process, so
@@ -30,24 +31,6 @@ export function rankProgram(
   return { program: first, argv: rest };
 }
 
-function integer(flag: string, min: number, max = Number.MAX_SAFE_INTEGER) {
-  return (v: string): number => {
-    const n = Number(v);
-    if (v.trim() === "" || !Number.isInteger(n) || n < min || n > max)
-      throw new InvalidArgumentError(
-        `${flag} must be an integer ${max === Number.MAX_SAFE_INTEGER ? `>= ${min}` : `in ${min}..${max}`}`,
-      );
-    return n;
-  };
-}
-
-function seconds(v: string): number {
-  const n = Number(v);
-  if (v.trim() === "" || !Number.isFinite(n) || n < 0)
-    throw new InvalidArgumentError("--grace must be a number of seconds >= 0");
-  return n;
-}
-
 export function registerLaunch(program: Command): void {
   program
     .command("launch")
@@ -63,7 +46,7 @@ export function registerLaunch(program: Command): void {
       "rank 0's port (default: a free one on a single node, else 29500)",
       integer("--master-port", 1, 65535),
     )
-    .option("--grace <seconds>", "time survivors get to stop after a rank fails", seconds, 5)
+    .option("--grace <seconds>", "time survivors get to stop after a rank fails", seconds("--grace"), 5)
     .argument(
       "<command...>",
       "after --: an mfr command (train cfg.ts), a script (my.ts, node my.ts) or any program",

@@ -1,21 +1,22 @@
 // `mfr models`: the backbone presets with their parameter counts and compute per 112×112 face.
 import type { Command } from "commander";
 import { presetTable } from "../../models/index.ts";
+import { integer, numberAbove } from "../flags.ts";
 
 export function registerModels(program: Command): void {
   program
     .command("models")
     .description("list backbone presets with parameter count and compute (GFLOPs = GMACs, as arcface_torch)")
-    .option("--width <w>", "channel multiplier (e.g. 0.125 for the tiny test models)", "1")
-    .option("--features <n>", "embedding size", "512")
+    .option(
+      "--width <w>",
+      "channel multiplier (e.g. 0.125 for the tiny test models)",
+      numberAbove("--width", 0),
+      1,
+    )
+    .option("--features <n>", "embedding size", integer("--features", 1), 512)
     .option("--json", "print JSON instead of a table")
-    .action((opts: { width: string; features: string; json?: boolean }) => {
-      const width = Number(opts.width);
-      const numFeatures = Number(opts.features);
-      if (!(width > 0)) throw new Error(`--width: expected a positive number, got '${opts.width}'`);
-      if (!Number.isInteger(numFeatures) || numFeatures < 1)
-        throw new Error(`--features: expected a positive integer, got '${opts.features}'`);
-      const rows = presetTable({ width, numFeatures });
+    .action((opts: { width: number; features: number; json?: boolean }) => {
+      const rows = presetTable({ width: opts.width, numFeatures: opts.features });
       if (opts.json) {
         console.log(JSON.stringify(rows, null, 2));
         return;
@@ -42,7 +43,7 @@ export function registerModels(program: Command): void {
         );
       }
       console.log(
-        `\nat 112x112, width x${width}, ${numFeatures}-d embedding; GFLOPs counts conv and FC multiply-accumulates`,
+        `\nat 112x112, width x${opts.width}, ${opts.features}-d embedding; GFLOPs counts conv and FC multiply-accumulates`,
       );
     });
 }
