@@ -42,7 +42,7 @@ test("node bin/mfr.js launch refuses --master-port 99999 and --grace abc", async
     ],
   ] as const) {
     const r = await mfr(["launch", "--nproc-per-node", "1", flag, value, "--", "models"]);
-    assert.equal(r.code, 1);
+    assert.equal(r.code, 2, "a usage error (docs/cli.md)");
     assert.match(r.stderr, want);
     assert.doesNotMatch(r.stdout, /mobilefacenet/);
   }
