@@ -16,16 +16,10 @@ import path from "node:path";
 import * as T from "../torch/index.ts";
 import { type ProcessGroup } from "../distributed/index.ts";
 import { type PartialFC, classShard } from "../head/index.ts";
-import {
-  type Optimizer,
-  type ZeroOptimizer,
-  optimizerStateFromTensors,
-  optimizerStateToTensors,
-} from "../optim/index.ts";
+import { optimizerStateFromTensors, optimizerStateToTensors } from "../optim/index.ts";
 import { type Module } from "../nn/index.ts";
 import { type LossScaleState, type LossScaler } from "./precision.ts";
-
-type AnyOptimizer = Optimizer<{ lr: number } & Record<string, number | boolean>>;
+import { type AnyOptimizer, type GradientSync } from "./sync.ts";
 
 export interface RankState {
   step: number;
@@ -43,11 +37,10 @@ export interface Manifest {
 
 export interface TrainState {
   backbone: Module;
-  backboneOpt: AnyOptimizer;
+  /** The backbone's optimizer state comes from its gradient sync (sharded with ZeRO). */
+  sync: GradientSync;
   head: PartialFC;
   headOpt: AnyOptimizer;
-  /** With ZeRO: the sharded backbone optimizer (backboneOpt is its inner optimizer). */
-  zero?: ZeroOptimizer;
   scaler?: LossScaler;
 }
 
@@ -72,15 +65,16 @@ export function saveCheckpoint(group: ProcessGroup, runDir: string, step: number
   if (r === 0) fs.rmSync(path.join(dir, MANIFEST), { force: true });
   T.noGrad(() =>
     T.scope(() => {
+      const { sharded } = s.sync;
       if (r === 0) {
-        const opt = s.zero ? undefined : optimizerStateToTensors(s.backboneOpt.stateDict());
+        const opt = sharded ? undefined : s.sync.stateDict();
         const tensors = new Map<string, T.Tensor>();
         for (const [k, t] of s.backbone.stateDict()) tensors.set(`model.${k}`, t);
         for (const [k, t] of opt?.tensors ?? []) tensors.set(k, t);
         T.saveSafetensors(path.join(dir, "backbone.safetensors"), tensors, opt?.metadata ?? {});
       }
-      if (s.zero) {
-        const shard = s.zero.shardState();
+      if (sharded) {
+        const shard = s.sync.stateDict();
         T.saveSafetensors(path.join(dir, zeroFile(r)), shard.tensors, shard.metadata);
       }
       const hopt = optimizerStateToTensors(s.headOpt.stateDict());
@@ -211,20 +205,18 @@ export function loadCheckpoint(
         throw new Error(`${path.join(dir, "backbone.safetensors")}: ${(e as Error).message}`, { cause: e });
       }
       const savedZero = zeroFile(0) in manifest.files;
-      if (savedZero !== (s.zero !== undefined)) {
+      if (savedZero !== s.sync.sharded) {
         throw new Error(
           `${dir}: saved ${savedZero ? "with" : "without"} ZeRO; resume with train.zero ${savedZero ? "1 or 2" : "0"} (any world size)`,
         );
       }
-      if (s.zero) {
-        const zero = s.zero;
-        const files = Array.from({ length: manifest.worldSize }, (_, i) => path.join(dir, zeroFile(i)))
-          .filter((file) => zero.needsShard(file, T.readSafetensorsMetadata(file)))
-          .map((file) => ({ source: file, ...T.loadSafetensors(file) }));
-        zero.loadShardStates(files);
-      } else {
-        s.backboneOpt.loadStateDict(optimizerStateFromTensors(bb));
-      }
+      const sync = s.sync;
+      const files = sync.sharded
+        ? Array.from({ length: manifest.worldSize }, (_, i) => path.join(dir, zeroFile(i)))
+            .filter((file) => sync.needsState(file, T.readSafetensorsMetadata(file)))
+            .map((file) => ({ source: file, ...T.loadSafetensors(file) }))
+        : [{ source: path.join(dir, "backbone.safetensors"), ...bb }];
+      sync.loadStateDict(files);
       loadHeadShard(dir, manifest.worldSize, s.head, s.headOpt);
     }),
   );

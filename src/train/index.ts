@@ -9,6 +9,7 @@ export {
   type TrainConfigInput,
 } from "./config.ts";
 export { TrainStep, type StepModel, type StepOptions, type StepOutcome, type ParamGroups } from "./step.ts";
+export { createGradientSync, type GradientSync, type SyncOptions } from "./sync.ts";
 export {
   Precision,
   LossScaler,

@@ -1,18 +1,18 @@
 // One optimisation step of the recipe, shared by the trainer, the equivalence tests and the
-// benchmarks. Top to bottom:
+// benchmarks. It follows the picture in DESIGN.md:
 //   for each of M micro-batches of this rank's batch:
-//     backbone forward (autocast) → head (fp32: all-gathers, distributed softmax, its own
-//     backward, gradients × 1/M) → loss.backward (× loss scale) → checkpointed segments replayed;
-//   gradient sync once per step: DataParallel's all-reduce (overlapped with the last micro-batch's
-//     backward when nothing else needs the gradients first), or ZeRO-2's reduce-scatter;
-//   loss scaling: unscale, and skip the step on every rank if any gradient anywhere is not finite;
-//   clip, then the optimizer steps (ZeRO: on this rank's pieces, then all-gather).
+//     forward   the backbone (under autocast);
+//     head      all-gathers, distributed softmax, its own backward, gradients × 1/M;
+//     loss      the CE (each further term, e.g. distillation, adds to `loss` and to `parts`);
+//     backward  loss.backward (× loss scale), then the checkpointed segments replayed;
+//   sync      once per step, by the GradientSync (src/train/sync.ts: data parallel, ZeRO-1, ZeRO-2);
+//   step      loss scaling (unscale; skip on every rank if any gradient anywhere is not finite),
+//             clip, the backbone's and the head's optimizers.
 // Every switch is independent: micro-batches, checkpointing, AMP and ZeRO compose freely.
 import * as T from "../torch/index.ts";
 import { type Tensor } from "../torch/index.ts";
-import { DataParallel, type ProcessGroup } from "../distributed/index.ts";
+import { type ProcessGroup } from "../distributed/index.ts";
 import { type PartialFC } from "../head/index.ts";
-import { type Optimizer, ZeroOptimizer, clipGradNorm } from "../optim/index.ts";
 import { type CheckpointPolicy } from "../models/index.ts";
 import {
   type AmpMode,
@@ -21,22 +21,21 @@ import {
   LossScaler,
   Precision,
 } from "./precision.ts";
+import {
+  type AnyOptimizer,
+  type GradientSync,
+  type ParamGroups,
+  type Tape,
+  createGradientSync,
+} from "./sync.ts";
 
-export type AnyOptimizer = Optimizer<{ lr: number } & Record<string, number | boolean>>;
-export type ParamGroups = {
-  params: Tensor[];
-  options?: Partial<{ lr: number } & Record<string, number | boolean>>;
-}[];
+export type { AnyOptimizer, ParamGroups } from "./sync.ts";
 
 /** What the step needs of a backbone (IResNet and MobileFaceNet satisfy it). */
 export interface StepModel {
   forward(x: Tensor): Tensor;
   /** Checkpointed segments waiting for their backward (an iResNet's CheckpointTape). */
-  readonly tape?: {
-    backward(onSegmentDone?: (index: number, params: readonly Tensor[] | undefined) => void): void;
-    segmentParams(): (readonly Tensor[] | undefined)[];
-    clear(): void;
-  };
+  readonly tape?: Tape;
   /** The backbone's checkpoint policy (undefined: none). */
   checkpoint?: CheckpointPolicy;
 }
@@ -63,8 +62,10 @@ export interface StepOptions {
 }
 
 export interface StepOutcome {
-  /** Mean loss of the global batch (the same on every rank). */
+  /** Mean total loss of the global batch (the same on every rank). */
   loss: number;
+  /** The total's terms, each a global-batch mean: `ce`, and any term the step adds. */
+  parts: Record<string, number>;
   /** True when loss scaling found non-finite gradients and no parameter changed. */
   skipped: boolean;
   /** The loss scale this step ran with (undefined without loss scaling). */
@@ -72,15 +73,11 @@ export interface StepOutcome {
 }
 
 export class TrainStep {
-  readonly dp: DataParallel;
-  readonly zero: ZeroOptimizer | undefined;
-  /** The backbone's optimizer: with ZeRO, the inner one over this rank's pieces (schedule it). */
-  readonly backboneOpt: AnyOptimizer;
+  /** The backbone's gradient sync, which owns its optimizer (schedule `sync.optimizer`). */
+  readonly sync: GradientSync;
   readonly scaler: LossScaler | undefined;
   readonly precision: Precision;
   readonly microBatches: number;
-  readonly #params: Tensor[];
-  readonly #paramIndex: Map<Tensor, number>;
 
   constructor(
     readonly group: ProcessGroup,
@@ -94,38 +91,32 @@ export class TrainStep {
     this.microBatches = o.microBatches ?? 1;
     if (!Number.isInteger(this.microBatches) || this.microBatches < 1)
       throw new Error(`train.microBatches must be a positive integer, got ${o.microBatches}`);
-    const zero = o.zero ?? 0;
-    this.#params = backboneGroups.flatMap((g) => g.params).filter((p) => p.requiresGrad);
-    this.#paramIndex = new Map(this.#params.map((p, i) => [p, i]));
-    const device = o.device ?? this.#params[0]?.device ?? "cpu";
+    const device = o.device ?? backboneGroups[0]?.params[0]?.device ?? "cpu";
     this.precision = new Precision(o.amp ?? "none", T.deviceKind(device), o.headPrecision ?? "fp32");
     const ls = o.lossScale ?? o.amp === "fp16";
     this.scaler = ls === false ? undefined : new LossScaler(ls === true ? DEFAULT_LOSS_SCALE : ls);
-    if (zero === 0) {
-      this.zero = undefined;
-      this.backboneOpt = makeOptimizer(backboneGroups);
-    } else {
-      this.zero = new ZeroOptimizer(group, backboneGroups, makeOptimizer, {
-        stage: zero,
-        bucketCapMB: o.bucketCapMB,
-        compress: o.compress,
-      });
-      this.backboneOpt = this.zero.inner;
-    }
-    // After ZeRO, which moves the parameters into its flat buffers. The Reducer all-reduces from
-    // autograd hooks during backward; checkpoint replays run after loss.backward() returns, and
-    // ZeRO-2 reduce-scatters instead, so both take the post-backward path.
+    // The Reducer all-reduces from autograd hooks during backward; checkpoint replays run after
+    // loss.backward() returns, so checkpointing takes the post-backward path.
     const checkpointed = model.tape !== undefined && model.checkpoint !== undefined;
-    this.dp = new DataParallel(group, this.#params, {
+    this.sync = createGradientSync(group, backboneGroups, makeOptimizer, {
+      zero: o.zero ?? 0,
       compress: o.compress,
       bucketCapMB: o.bucketCapMB,
-      overlap: (o.overlap ?? true) && !checkpointed && zero !== 2,
+      overlap: (o.overlap ?? true) && !checkpointed,
     });
+  }
+
+  /** The data-parallel all-reduce and, with ZeRO, the sharded optimizer (tests observe them). */
+  get dp(): GradientSync["dp"] {
+    return this.sync.dp;
+  }
+  get zero(): GradientSync["zero"] {
+    return this.sync.zero;
   }
 
   /** Copies rank 0's backbone (parameters and `extra`, e.g. BN buffers) to every rank. */
   broadcastFromRoot(extra: readonly Tensor[] = []): void {
-    this.dp.broadcastFromRoot(extra);
+    this.sync.broadcastFromRoot(extra);
   }
 
   /** One step on this rank's batch x [B, ...], labels y [B]. */
@@ -135,93 +126,66 @@ export class TrainStep {
     if (B % M !== 0) throw new Error(`train.microBatches: ${M} does not divide the per-rank batch of ${B}`);
     const b = B / M;
     return T.scope(() => {
+      const lossScale = this.scaler?.scale;
       this.#zeroGrad();
-      const scale = this.scaler?.scale;
-      let loss = 0;
+      const parts: Record<string, number> = {};
+      let total = 0;
       for (let i = 0; i < M; i++) {
         T.scope(() => {
           const xi = M === 1 ? x : x.narrow(0, i * b, b);
           const yi = M === 1 ? y : y.narrow(0, i * b, b);
           const emb = this.precision.backbone(() => this.model.forward(xi));
-          const l = this.precision.headForward(() => this.head.forward(emb, yi, { gradScale: 1 / M }));
-          // Gradients are synchronised once, by the last micro-batch's backward.
-          if (i === M - 1 && this.zero?.stage !== 2) this.dp.beforeBackward();
-          try {
-            l.backward(scale === undefined ? undefined : T.scalarTensor(scale, { device: l.device }));
-          } catch (e) {
-            this.model.tape?.clear();
-            throw e;
-          }
-          const tape = this.model.tape;
-          if (i === M - 1 && this.zero?.stage === 2 && tape) this.#backwardStreamingZero2(tape);
-          else if (tape) this.precision.backbone(() => tape.backward());
+          const ce = this.precision.headForward(() => this.head.forward(emb, yi, { gradScale: 1 / M }));
+          // A further term (e.g. distillation) joins `terms` and the sum; each term scaled by 1/M.
+          const terms: Record<string, Tensor> = { ce };
+          const loss = ce;
+          this.#backward(loss, i === M - 1, lossScale);
           this.o.afterBackward?.(i);
-          loss += l.item() / M;
+          total += loss.item() / M;
+          for (const [k, t] of Object.entries(terms)) parts[k] = (parts[k] ?? 0) + t.item() / M;
         });
       }
-      if (this.zero?.stage !== 2) this.dp.afterBackward();
-      this.zero?.reduceGradients();
-
-      let finite = true;
-      if (this.scaler) {
-        const headGrad = this.head.weight.grad;
-        finite = this.scaler.unscaleAndCheck(this.group, this.#backboneGrads(), headGrad ? [headGrad] : []);
-        this.scaler.update(finite);
-      }
+      this.sync.afterBackward();
+      const finite = this.#unscale();
       if (finite) {
         const clip = this.o.clipNorm ?? 0;
-        if (clip > 0) {
-          if (this.zero) this.zero.clipGradNorm(clip);
-          else clipGradNorm(this.#params, clip);
-        }
-        if (this.zero) this.zero.step();
-        else this.backboneOpt.step();
+        if (clip > 0) this.sync.clipGradNorm(clip);
+        this.sync.step();
         this.headOpt.step();
       }
       this.#zeroGrad();
-      return { loss, skipped: !finite, lossScale: scale };
+      return { loss: total, parts, skipped: !finite, lossScale };
     });
   }
 
-  /**
-   * ZeRO-2 with checkpointing: the replays run last segment first, and the backbone's parameters
-   * are in forward order, so after each replay every parameter from that segment's first one on
-   * has its final gradient: those buckets are reduce-scattered and their full gradients freed
-   * while the rest of the backward pass runs (ZeroOptimizer checks the order assumption).
-   */
-  #backwardStreamingZero2(tape: NonNullable<StepModel["tape"]>): void {
-    const zero = this.zero!;
-    const index = this.#paramIndex;
-    const segments = tape.segmentParams();
-    if (segments.some((s) => s === undefined || s.some((p) => !index.has(p)))) {
-      this.precision.backbone(() => tape.backward());
-      return;
+  /** loss.backward (× the loss scale), then the checkpoint replays; `last` syncs the gradients. */
+  #backward(loss: Tensor, last: boolean, scale: number | undefined): void {
+    this.sync.beforeBackward(last);
+    try {
+      loss.backward(scale === undefined ? undefined : T.scalarTensor(scale, { device: loss.device }));
+    } catch (e) {
+      this.model.tape?.clear();
+      throw e;
     }
-    const firstOf = (ps: readonly Tensor[]): number => Math.min(...ps.map((p) => index.get(p)!));
-    const lastOf = (ps: readonly Tensor[]): number => Math.max(...ps.map((p) => index.get(p)!));
-    let frontier = segments.length ? Math.max(...segments.map((s) => lastOf(s!))) + 1 : 0;
-    zero.reduceReady((p) => index.get(p)! >= frontier);
-    this.precision.backbone(() =>
-      tape.backward((_, params) => {
-        frontier = Math.min(frontier, firstOf(params!));
-        zero.reduceReady((p) => index.get(p)! >= frontier);
-      }),
-    );
+    const tape = this.model.tape;
+    if (tape) this.sync.replay(tape, last, (f) => this.precision.backbone(f));
   }
 
-  #backboneGrads(): Tensor[] {
-    if (this.zero) return this.zero.shardGrads();
-    return this.#params.map((p) => p.grad).filter((g): g is Tensor => g !== undefined);
+  /** With loss scaling: unscales, and whether every gradient on every rank is finite. */
+  #unscale(): boolean {
+    if (!this.scaler) return true;
+    const headGrad = this.head.weight.grad;
+    const finite = this.scaler.unscaleAndCheck(this.group, this.sync.grads(), headGrad ? [headGrad] : []);
+    this.scaler.update(finite);
+    return finite;
   }
 
   #zeroGrad(): void {
-    if (this.zero) this.zero.zeroGrad();
-    else this.backboneOpt.zeroGrad();
+    this.sync.zeroGrad();
     this.headOpt.zeroGrad();
   }
 
   dispose(): void {
-    this.dp.destroy();
-    this.zero?.dispose();
+    this.sync.dispose();
   }
 }

@@ -1,7 +1,7 @@
-// The trainer, top to bottom: data loader → TrainStep (backbone data parallel, model-parallel head,
-// loss, backward, clip, optimizer on the backbone and on this rank's head shard, with the
-// peak-memory switches of `train`) → LR schedule per iteration; metrics.jsonl, periodic
-// verification, checkpoints (keep the last N), resume.
+// The trainer, top to bottom: data loader → TrainStep (backbone forward, model-parallel head, loss,
+// backward, the backbone's gradient sync and optimizer (plain data parallel or ZeRO), the head
+// shard's optimizer, with the peak-memory switches of `train`) → LR schedule per iteration;
+// metrics.jsonl, periodic verification, checkpoints (keep the last N), resume.
 // It never prints: progress goes out through `onEvent`.
 import fs from "node:fs";
 import path from "node:path";
@@ -206,17 +206,15 @@ async function trainWith(
   stepper.broadcastFromRoot(backbone.namedBuffers().map(([, b]) => b));
   // Per-rank randomness (Partial FC negatives, dropout) from here on.
   T.manualSeed(cfg.seed * 7919 + 1 + rank);
-  const backboneOpt = stepper.backboneOpt;
   const schedule: ScheduleOptions = {
     warmupIters: Math.min(cfg.optim.warmupSteps, cfg.steps - 1),
     totalIters: cfg.steps,
     decay: { kind: cfg.optim.decay },
   };
-  const schedules = [new LRScheduler(backboneOpt, schedule), new LRScheduler(headOpt, schedule)];
+  const schedules = [new LRScheduler(stepper.sync.optimizer, schedule), new LRScheduler(headOpt, schedule)];
   const state = (): TrainState => ({
     backbone,
-    backboneOpt,
-    zero: stepper.zero,
+    sync: stepper.sync,
     scaler: stepper.scaler,
     head,
     headOpt,
