@@ -5,6 +5,7 @@ export {
   parseConfig,
   applyOverrides,
   loadConfigFile,
+  verifySetName,
   type TrainConfig,
   type TrainConfigInput,
 } from "./config.ts";
@@ -33,5 +34,5 @@ export {
   type TrainOptions,
   type TrainResult,
   type StepMetrics,
-  type VerifyHook,
 } from "./trainer.ts";
+export { Verifier, type VerifyResult } from "./verify.ts";
