@@ -28,11 +28,5 @@ export {
   CorruptCheckpointError,
   type Manifest,
 } from "./checkpoint.ts";
-export {
-  train,
-  type TrainEvent,
-  type TrainOptions,
-  type TrainResult,
-  type StepMetrics,
-} from "./trainer.ts";
+export { train, type TrainEvent, type TrainOptions, type TrainResult, type StepMetrics } from "./trainer.ts";
 export { Verifier, type VerifyResult } from "./verify.ts";

@@ -101,18 +101,19 @@ export class Verifier {
 
   /**
    * Reads every set named in `verify` (errors name the config key and the file), before the
-   * first step. Every rank calls it.
+   * first step. Every rank of the group calls it (each keeps the pixels of its share only).
    */
   static async open(
     v: NonNullable<TrainConfig["verify"]>,
-    o: { group: ProcessGroup; device: string; imageSize: number },
+    o: { group: ProcessGroup | Collectives; device: string; imageSize: number },
   ): Promise<Verifier> {
-    const { rank, worldSize } = o.group;
-    const coll = worldSize > 1 ? processGroupCollectives(o.group, o.device) : singleProcess;
+    const g = o.group;
+    const coll =
+      "allReduceSum" in g ? g : g.worldSize > 1 ? processGroupCollectives(g, o.device) : singleProcess;
     const sets: OpenSet[] = [];
     for (const [i, s] of v.sets.entries()) {
       try {
-        sets.push(await openSet(s, o.imageSize, v.batchSize, rank, worldSize));
+        sets.push(await openSet(s, o.imageSize, v.batchSize, coll.rank, coll.worldSize));
       } catch (e) {
         throw new Error(`verify.sets[${i}]: ${(e as Error).message}`, { cause: e });
       }
