@@ -15,12 +15,12 @@ import { buildBackbone } from "../../src/models/index.ts";
 import {
   evaluatePairs,
   loadVerificationSet,
-  simulatedGroup,
   singleProcess,
   verifySet,
 } from "../../src/eval/index.ts";
 import { type TrainEvent, Verifier, parseConfig, train } from "../../src/train/index.ts";
 import { writeBinSet } from "../helpers/bin-set.ts";
+import { simulatedGroup } from "../helpers/collectives.ts";
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), "mfr-verify-"));
 const data = path.join(tmp, "data");
