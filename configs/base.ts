@@ -13,5 +13,4 @@ export default defineConfig({
   logEvery: 10,
   checkpointEvery: 5000,
   keepCheckpoints: 3,
-  verifyEvery: 5000,
 });

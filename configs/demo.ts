@@ -15,5 +15,9 @@ export default defineConfig({
   logEvery: 1,
   checkpointEvery: 50,
   keepCheckpoints: 2,
-  verifyEvery: 50,
+  // Unseen synthetic identities, half of their images masked (runDemo puts them in its folder).
+  verify: {
+    every: 50,
+    sets: [{ data: "runs/demo/held-out", name: "held-out", maskProb: 0.5, fpr: ["1e-2"] }],
+  },
 });

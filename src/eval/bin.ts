@@ -87,25 +87,34 @@ export interface SetVerification extends KFoldAccuracy {
   xnorm: number;
 }
 
+/** Embeddings of images and of their mirror images, row by row, and the sum of their L2 norms. */
+export interface FlipEmbeddings {
+  first: Float32Array;
+  second: Float32Array;
+  /** Embedding size (0 when there were no images). */
+  dim: number;
+  normSum: number;
+}
+
 /**
- * 10-fold accuracy with flip-sum of a verification set, as arcface_torch's CallBackVerification
- * reports it. Images are decoded and embedded batch by batch (memory stays one batch).
+ * Decodes and embeds images and their mirror images batch by batch (memory stays one batch), so
+ * that a part of a set can be embedded on its own (each rank of a job its share).
  */
-export async function verifySet(
-  set: VerificationSet,
+export async function embedWithFlips(
+  images: readonly Uint8Array[],
   embed: EmbedFn,
-  opts: { batchSize?: number; imageSize?: number; folds?: number } = {},
-): Promise<SetVerification> {
+  opts: { batchSize?: number; imageSize?: number; source?: string } = {},
+): Promise<FlipEmbeddings> {
   const size = opts.imageSize ?? 112;
   const batch = opts.batchSize ?? 64;
-  const n = set.images.length;
+  const n = images.length;
   let dim = 0;
   let first = new Float32Array(0);
   let second = new Float32Array(0);
   let normSum = 0;
   for (let a = 0; a < n; a += batch) {
     const count = Math.min(batch, n - a);
-    const imgs = await decodeFaces(set.images.slice(a, a + count), size, set.file);
+    const imgs = await decodeFaces(images.slice(a, a + count), size, opts.source);
     const e0 = await embed(imgs, count);
     const e1 = await embed(flipHorizontal(imgs, size), count);
     if (dim === 0) {
@@ -126,6 +135,27 @@ export async function verifySet(
         normSum += Math.sqrt(s);
       }
   }
-  const result = kfoldAccuracy(flipSumNormalise(first, second, dim), dim, set.issame, opts.folds ?? 10);
-  return { file: set.file, pairs: set.issame.length, xnorm: normSum / (2 * n), ...result };
+  return { first, second, dim, normSum };
+}
+
+/** arcface_torch's figures for a set from the flip embeddings of all its images, in order. */
+export function scoreVerificationSet(set: VerificationSet, e: FlipEmbeddings, folds = 10): SetVerification {
+  const n = set.images.length;
+  if (e.first.length !== n * e.dim || e.second.length !== n * e.dim)
+    throw new Error(`${set.file}: ${e.first.length / Math.max(1, e.dim)} embeddings for ${n} images`);
+  const result = kfoldAccuracy(flipSumNormalise(e.first, e.second, e.dim), e.dim, set.issame, folds);
+  return { file: set.file, pairs: set.issame.length, xnorm: e.normSum / (2 * n), ...result };
+}
+
+/**
+ * 10-fold accuracy with flip-sum of a verification set, as arcface_torch's CallBackVerification
+ * reports it.
+ */
+export async function verifySet(
+  set: VerificationSet,
+  embed: EmbedFn,
+  opts: { batchSize?: number; imageSize?: number; folds?: number } = {},
+): Promise<SetVerification> {
+  const e = await embedWithFlips(set.images, embed, { ...opts, source: set.file });
+  return scoreVerificationSet(set, e, opts.folds ?? 10);
 }

@@ -23,29 +23,39 @@ export const singleProcess: Collectives = {
 };
 
 /**
- * The collectives over a src/distributed process group (Gloo on CPU). Gathers of arrays whose lengths
- * differ by rank first gather the lengths, then pad to the longest.
+ * The collectives over a src/distributed process group. Gathers of arrays whose lengths differ by
+ * rank first gather the lengths, then pad to the longest. `device` is where the group's backend
+ * takes its tensors (a CUDA device for NCCL; the CPU for Gloo).
  */
-export function processGroupCollectives(group: ProcessGroup): Collectives {
+export function processGroupCollectives(group: ProcessGroup, device = "cpu"): Collectives {
+  const put = (data: Float64Array | Float32Array): T.Tensor => {
+    const t = T.tensor(data);
+    if (device === "cpu") return t;
+    const moved = T.toDevice(t, device);
+    t.dispose();
+    return moved;
+  };
+  const read = <A extends Float64Array | Float32Array>(t: T.Tensor): A =>
+    (t.device === "cpu" ? t.data() : T.scope(() => t.to("cpu").data())) as A;
   return {
     rank: group.rank,
     worldSize: group.worldSize,
     async allReduceSum(data: Float64Array): Promise<Float64Array> {
-      const t = T.tensor(data);
+      const t = put(data);
       await group.allReduce([t], "sum").waitAsync();
-      const out = t.data() as Float64Array;
+      const out = read<Float64Array>(t);
       t.dispose();
       return out;
     },
     async allGather(data: Float32Array): Promise<Float32Array[]> {
-      const mine = T.tensor(Float64Array.of(data.length));
+      const mine = put(Float64Array.of(data.length));
       const lengths = await group.allGather(mine).waitAsync();
-      const sizes = lengths.map((t) => t.item());
+      const sizes = lengths.map((t) => read<Float64Array>(t)[0]!);
       const padded = new Float32Array(Math.max(1, ...sizes));
       padded.set(data);
-      const local = T.tensor(padded);
+      const local = put(padded);
       const parts = await group.allGather(local).waitAsync();
-      const out = parts.map((t, r) => (t.data() as Float32Array).slice(0, sizes[r]));
+      const out = parts.map((t, r) => read<Float32Array>(t).slice(0, sizes[r]));
       for (const t of [mine, local, ...lengths, ...parts]) t.dispose();
       return out;
     },

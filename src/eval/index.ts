@@ -20,10 +20,13 @@ export {
   loadVerificationSet,
   parseVerificationSet,
   verifySet,
+  embedWithFlips,
+  scoreVerificationSet,
   decodeFaces,
   flipHorizontal,
   type VerificationSet,
   type SetVerification,
   type EmbedFn,
+  type FlipEmbeddings,
 } from "./bin.ts";
 export { kfoldAccuracy, flipSumNormalise, type KFoldAccuracy } from "./kfold.ts";

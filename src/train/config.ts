@@ -7,6 +7,8 @@ import { type BackboneName } from "../models/index.ts";
 import { OPTIMIZERS } from "../optim/index.ts";
 import { AMP_MODES, cudaAvailable } from "../torch/index.ts";
 import { DEFAULT_LOSS_SCALE } from "./precision.ts";
+import { DEFAULT_FPRS } from "../eval/pairs.ts";
+import { parseFpr } from "../eval/fpr.ts";
 
 const margin = z.object({
   s: z.number().positive(),
@@ -14,6 +16,44 @@ const margin = z.object({
   m2: z.number().optional(),
   m3: z.number().optional(),
 });
+
+/** What `verify` evaluates (src/train/verify.ts; docs/training.md, "Verification while training"). */
+const verifySet = z.union([
+  z
+    .object({
+      /** arcface_torch's verification set (lfw.bin, cfp_fp.bin, agedb_30.bin): 10-fold accuracy. */
+      bin: z.string().min(1),
+      /** Its name in the console and metrics.jsonl (default: the file name without .bin). */
+      name: z.string().min(1).optional(),
+    })
+    .strict(),
+  z
+    .object({
+      /**
+       * Held-out identities (a folder, .rec or list), evaluated with the MFR protocol: TPR@FPR
+       * over every pair, masked probes against the unmasked gallery and by subset.
+       */
+      data: z.string().min(1),
+      name: z.string().min(1).optional(),
+      /** Fraction of the images that get a synthetic mask (the probes). */
+      maskProb: z.number().gt(0).lt(1).default(0.5),
+      fpr: z
+        .array(
+          z.string().superRefine((s, ctx) => {
+            try {
+              parseFpr(s);
+            } catch (e) {
+              ctx.addIssue({ code: "custom", message: (e as Error).message });
+            }
+          }),
+        )
+        .min(1)
+        .default([...DEFAULT_FPRS]),
+      /** Seeds which images are masked, and how. */
+      seed: z.number().int().default(0),
+    })
+    .strict(),
+]);
 
 // A section whose every key has a default may be left out (`.prefault({})`), as if written `{}`.
 export const TrainConfigSchema = z
@@ -121,10 +161,31 @@ export const TrainConfigSchema = z
     logEvery: z.number().int().positive().default(1),
     checkpointEvery: z.number().int().nonnegative().default(0),
     keepCheckpoints: z.number().int().positive().default(3),
-    verifyEvery: z.number().int().nonnegative().default(0),
+    /**
+     * Verification of rank 0's backbone every `every` steps, at step 0 of a fresh run and at the
+     * end; absent or null (`--set verify=null`): none.
+     */
+    verify: z
+      .object({
+        every: z.number().int().positive(),
+        sets: z.array(verifySet).min(1),
+        /** Images per forward. */
+        batchSize: z.number().int().positive().default(64),
+      })
+      .strict()
+      .nullish(),
   })
   .strict()
   .superRefine((c, ctx) => {
+    const names = (c.verify?.sets ?? []).map(verifySetName);
+    names.forEach((n, i) => {
+      if (names.indexOf(n) !== i)
+        ctx.addIssue({
+          code: "custom",
+          path: ["verify", "sets", i],
+          message: `two sets are named '${n}': give one a distinct \`name\``,
+        });
+    });
     if (c.data.batchSize % c.train.microBatches !== 0) {
       ctx.addIssue({
         code: "custom",
@@ -153,6 +214,15 @@ export const TrainConfigSchema = z
 export type TrainConfigInput = z.input<typeof TrainConfigSchema>;
 /** A validated config with every default filled in. */
 export type TrainConfig = z.output<typeof TrainConfigSchema>;
+
+export type VerifySetConfig = NonNullable<TrainConfig["verify"]>["sets"][number];
+
+/** A set's name in the console and metrics.jsonl: `name`, else its file or folder name. */
+export function verifySetName(s: VerifySetConfig): string {
+  if (s.name) return s.name;
+  const p = ("bin" in s ? s.bin : s.data).replace(/[\\/]+$/, "");
+  return (p.split(/[\\/]/).at(-1) ?? p).replace(/\.bin$/i, "");
+}
 
 /** For configs/*.ts: checks the shape at type level; validation happens when it is loaded. */
 export function defineConfig(c: TrainConfigInput): TrainConfigInput {

@@ -5,6 +5,7 @@ export {
   parseConfig,
   applyOverrides,
   loadConfigFile,
+  verifySetName,
   type TrainConfig,
   type TrainConfigInput,
 } from "./config.ts";
@@ -28,11 +29,5 @@ export {
   CorruptCheckpointError,
   type Manifest,
 } from "./checkpoint.ts";
-export {
-  train,
-  type TrainEvent,
-  type TrainOptions,
-  type TrainResult,
-  type StepMetrics,
-  type VerifyHook,
-} from "./trainer.ts";
+export { train, type TrainEvent, type TrainOptions, type TrainResult, type StepMetrics } from "./trainer.ts";
+export { Verifier, type VerifyResult } from "./verify.ts";

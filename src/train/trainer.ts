@@ -24,6 +24,7 @@ import {
 import { type AnyOptimizer, type ParamGroups, TrainStep } from "./step.ts";
 import { checkBatchLabels } from "./labels.ts";
 import { stopAgreed } from "./interrupt.ts";
+import { type VerifyResult, Verifier } from "./verify.ts";
 import {
   checkpointToResume,
   intactCheckpointHint,
@@ -46,12 +47,9 @@ export interface StepMetrics {
 export type TrainEvent =
   | { kind: "start"; startStep: number; steps: number; worldSize: number; numClasses: number; params: number }
   | { kind: "step"; metrics: StepMetrics }
-  | { kind: "verify"; step: number; results: Record<string, number> }
+  | ({ kind: "verify"; step: number } & VerifyResult)
   | { kind: "checkpoint"; step: number; dir: string }
   | { kind: "warning"; message: string };
-
-/** Evaluates the backbone (in eval mode) and returns named figures. */
-export type VerifyHook = (backbone: Backbone, step: number) => Promise<Record<string, number>>;
 
 export interface TrainOptions {
   /** Default: joined from the environment (single process when WORLD_SIZE is unset). */
@@ -61,7 +59,6 @@ export interface TrainOptions {
    * the checkpoint folder named.
    */
   resume?: boolean | string;
-  verify?: VerifyHook;
   onEvent?: (e: TrainEvent) => void;
   /** Stop after this step (tests); the schedule still spans config.steps. */
   stopAfter?: number;
@@ -248,15 +245,28 @@ async function trainWith(
     params: backbone.numParameters(),
   });
 
+  // Sets are read before the first step, so a bad path fails now and not hours in.
+  const verifier = cfg.verify
+    ? await Verifier.open(cfg.verify, { group, device, imageSize: cfg.data.imageSize })
+    : undefined;
   const verifyNow = async (at: number): Promise<void> => {
-    if (!o.verify) return;
+    if (!verifier) return;
+    // Rank 0's BatchNorm statistics everywhere (each rank's own drift apart; rank 0's are the
+    // checkpointed ones), as DDP's broadcast_buffers does; training uses batch statistics.
+    await group.broadcast(backbone.namedBuffers().map(([, b]) => b)).waitAsync();
     backbone.eval();
-    const results = await o.verify(backbone, at);
-    backbone.train();
-    emit({ kind: "verify", step: at, results });
+    try {
+      for (const r of await verifier.run(backbone)) {
+        if (rank === 0)
+          fs.appendFileSync(metricsFile, JSON.stringify({ type: "verify", step: at, ...r }) + "\n");
+        emit({ kind: "verify", step: at, ...r });
+      }
+    } finally {
+      backbone.train();
+    }
   };
   // A baseline figure before the first step of a fresh run.
-  if (cfg.verifyEvery > 0 && startStep === 0) await verifyNow(0);
+  if (startStep === 0) await verifyNow(0);
   const losses: { step: number; loss: number }[] = [];
   const end = Math.min(cfg.steps, o.stopAfter ?? cfg.steps);
   let step = startStep;
@@ -300,7 +310,7 @@ async function trainWith(
           emit({ kind: "checkpoint", step, dir });
         }
         if (stop) break;
-        if (cfg.verifyEvery > 0 && (step % cfg.verifyEvery === 0 || step === end)) await verifyNow(step);
+        if (cfg.verify && (step % cfg.verify.every === 0 || step === end)) await verifyNow(step);
       }
       epoch++;
       inEpoch = 0;

@@ -39,7 +39,7 @@ test("mfr train as two Slurm tasks: rank 1 prints no progress, rank 0 does", asy
     steps: 2,
     logEvery: 1,
     checkpointEvery: 0,
-    verifyEvery: 0,
+    verify: null,
   };
   const args = [
     "train",

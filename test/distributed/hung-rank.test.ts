@@ -70,7 +70,7 @@ test(
       "model.embeddingSize": 16,
       steps: 100000,
       checkpointEvery: 0,
-      verifyEvery: 0,
+      verify: null,
       "dist.timeoutS": timeoutS,
     };
     const job = startMfr([

@@ -57,7 +57,7 @@ export function mfrSync(...args: string[]): { status: number | null; stdout: str
 export function tinyDemoSets(
   runDir: string,
   data: string,
-  over: Record<string, string | number> = {},
+  over: Record<string, string | number | null> = {},
 ): string[] {
   return Object.entries({
     runDir,
@@ -68,7 +68,7 @@ export function tinyDemoSets(
     "model.embeddingSize": 16,
     "optim.warmupSteps": 1,
     logEvery: 1,
-    verifyEvery: 0,
+    verify: null,
     ...over,
   }).flatMap(([k, v]) => ["--set", `${k}=${v}`]);
 }

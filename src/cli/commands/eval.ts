@@ -1,4 +1,5 @@
-// `mfr eval`: exact TPR@FPR over all pairs of an embedded test set, by mask group.
+// `mfr eval`: exact TPR@FPR over all pairs of an embedded test set, by mask group; or, with --bin,
+// arcface_torch's 10-fold accuracy on .bin verification sets (LFW, CFP-FP, AgeDB).
 import type { Command } from "commander";
 import { ProcessGroup, placementFromEnv } from "../../distributed/index.ts";
 import * as T from "../../torch/index.ts";
@@ -10,11 +11,35 @@ import {
   evaluatePairs,
   evaluationJson,
   loadPairInput,
+  loadVerificationSet,
   parseFprList,
   processGroupCollectives,
+  verifySet,
   writeReport,
 } from "../../eval/index.ts";
 import { integer } from "../flags.ts";
+
+/** `--bin` sets with `--model`: one line per set, or one JSON object keyed by file. */
+async function evalBins(files: readonly string[], model: string, json: boolean): Promise<void> {
+  const embedder = await openEmbedder(model);
+  try {
+    const out: Record<string, { pairs: number; accuracy: number; std: number; xnorm: number }> = {};
+    for (const file of files) {
+      const v = await verifySet(loadVerificationSet(file), (x, n) => embedder.embed(x, n), {
+        batchSize: embedder.fixedBatch ?? 64,
+      });
+      out[file] = { pairs: v.pairs, accuracy: v.accuracy, std: v.std, xnorm: v.xnorm };
+      if (!json)
+        console.log(
+          `${file}: ${v.pairs} pairs, accuracy ${(100 * v.accuracy).toFixed(2)}% ± ${(100 * v.std).toFixed(2)}% ` +
+            `(10 folds, flip-sum), XNorm ${v.xnorm.toFixed(3)}`,
+        );
+    }
+    if (json) console.log(JSON.stringify({ sets: out }));
+  } finally {
+    await embedder.close();
+  }
+}
 
 /** `--model` over `--data` (what `mfr embed` writes), with --groups read from its file. */
 async function embeddedInput(model: string, data: string, flags: EvalFlags): Promise<PairEvalInput> {
@@ -32,6 +57,7 @@ async function embeddedInput(model: string, data: string, flags: EvalFlags): Pro
 }
 
 interface EvalFlags {
+  bin: string[];
   embeddings?: string;
   labels?: string;
   groups?: string;
@@ -54,6 +80,12 @@ export function registerEval(program: Command): void {
     .option("--groups <file>", "mask groups .npy, uint8 [N]: 0 unmasked, 1 masked")
     .option("--model <file>", "checkpoint or .onnx to embed --data with (as mfr embed does)")
     .option("--data <dir>", "dataset to embed with --model")
+    .option(
+      "--bin <file>",
+      "a .bin verification set (lfw, cfp_fp, agedb_30): arcface_torch's 10-fold accuracy of --model (repeatable)",
+      (v: string, acc: string[]) => [...acc, v],
+      [],
+    )
     .option("--flip", "flip-sum test-time augmentation when embedding (with --model)")
     .option("--fpr <list>", "target FPRs, comma-separated", DEFAULT_FPRS.join(","))
     .option("--json", "print exactly one JSON object and nothing else")
@@ -61,6 +93,16 @@ export function registerEval(program: Command): void {
     .option("--block-size <n>", "rows per tile of the block GEMM", integer("--block-size", 1), 2048)
     .option("--gemm <kind>", "onednn (CPU inner-product kernel) or mm (aten::mm)", "onednn")
     .action(async (flags: EvalFlags) => {
+      if (flags.bin.length > 0) {
+        if (flags.model === undefined) throw new Error("eval --bin needs --model (a checkpoint or .onnx)");
+        const other = ["embeddings", "labels", "groups", "data", "report"].filter(
+          (k) => flags[k as keyof EvalFlags] !== undefined,
+        );
+        if (other.length > 0)
+          throw new Error(`eval --bin takes --model only, not ${other.map((k) => `--${k}`).join(", ")}`);
+        await evalBins(flags.bin, flags.model, !!flags.json);
+        return;
+      }
       const embedding = flags.model !== undefined || flags.data !== undefined;
       if (embedding && (flags.model === undefined || flags.data === undefined))
         throw new Error("eval --model and --data go together");

@@ -60,7 +60,12 @@ export function registerTrain(program: Command): void {
           }
           case "verify":
             bar?.stop();
-            console.error(`step ${e.step} verification: ${JSON.stringify(e.results)}`);
+            console.error(
+              `step ${e.step} verify ${e.set} (${e.pairs} pairs, ${e.seconds.toFixed(1)} s): ` +
+                Object.entries(e.results)
+                  .map(([k, v]) => `${k} ${v.toFixed(4)}`)
+                  .join(", "),
+            );
             break;
           case "checkpoint":
             lastCheckpoint = e.dir;
