@@ -152,7 +152,7 @@ export interface NativeModule {
   ): { allocated: number; reserved: number; peakAllocated: number };
   zipRecords(path: string): string[];
   zipRead(path: string, names: string[]): ArrayBuffer[];
-  savePth(path: string, names: string[], tensors: NativeTensor[]): void;
+  writePth(fd: number, pickle: Uint8Array, tensors: NativeTensor[]): void;
 }
 
 function addonPath(): string {
