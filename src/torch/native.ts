@@ -113,7 +113,7 @@ export interface NativeModule {
   ): NativeStore;
   storeSet(store: NativeStore, key: string, value: string): void;
   storeGet(store: NativeStore, key: string): string;
-  storeAdd(store: NativeStore, key: string, delta: number): number;
+  storeAdd(store: NativeStore, key: string, delta: number, timeoutMs?: number): number;
   groupGloo(
     store: NativeStore,
     rank: number,
