@@ -15,6 +15,9 @@
 #endif
 
 #include <chrono>
+#include <future>
+#include <memory>
+#include <thread>
 #include <type_traits>
 
 #include "addon.h"
@@ -165,11 +168,32 @@ Napi::Value StoreGet(const Napi::CallbackInfo& info) {
   MFR_GUARD_END(env, "store.get")
 }
 
+// Runs op on a thread of its own and waits at most timeoutMs for it. c10d's store clients put no
+// deadline on a reply (1.13 happened to set the socket's receive timeout on a client's first
+// wait; 2.x only polls while waiting for keys), so across a cut link an add blocks for ever. An
+// op that times out leaves its thread blocked until the connection fails or the process ends;
+// the client is then only used for more ops under a deadline of their own.
+template <typename F>
+auto WithDeadline(F op, int64_t timeoutMs, const std::string& what) -> decltype(op()) {
+  using R = decltype(op());
+  auto task = std::make_shared<std::packaged_task<R()>>(std::move(op));
+  std::future<R> result = task->get_future();
+  std::thread([task] { (*task)(); }).detach();
+  if (result.wait_for(Ms(timeoutMs)) == std::future_status::timeout) {
+    throw std::runtime_error(what + ": the store did not answer within " + std::to_string(timeoutMs) + " ms");
+  }
+  return result.get();
+}
+
+// storeAdd(store, key, delta, timeoutMs?): without timeoutMs, c10d's own (none on a reply).
 Napi::Value StoreAdd(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   MFR_GUARD_BEGIN
-  auto* s = UnwrapAs<StoreWrap>(env, info[0], "store");
-  int64_t v = s->store->add(info[1].As<Napi::String>().Utf8Value(), info[2].As<Napi::Number>().Int64Value());
+  c10::intrusive_ptr<c10d::Store> store = UnwrapAs<StoreWrap>(env, info[0], "store")->store;
+  std::string key = info[1].As<Napi::String>().Utf8Value();
+  int64_t delta = info[2].As<Napi::Number>().Int64Value();
+  auto add = [store, key, delta] { return store->add(key, delta); };
+  int64_t v = info[3].IsNumber() ? WithDeadline(add, info[3].As<Napi::Number>().Int64Value(), "store.add") : add();
   return Napi::Number::New(env, static_cast<double>(v));
   MFR_GUARD_END(env, "store.add")
 }

@@ -1,10 +1,12 @@
 // PyTorch's own file format (torch.save: a zip archive of a pickle and raw storages). libtorch
-// reads the archive and writes whole files; src/torch/io/pth.ts interprets the pickle.
+// reads and writes the archive; src/torch/io/pth.ts reads and writes the pickle.
 #include <caffe2/serialize/inline_container.h>
-#include <torch/csrc/jit/serialization/pickle.h>
 
+#include <unistd.h>
+
+#include <cerrno>
 #include <cstring>
-#include <fstream>
+#include <string>
 
 #include "addon.h"
 
@@ -50,31 +52,45 @@ Napi::Value ZipRead(const Napi::CallbackInfo& info) {
   MFR_GUARD_END(env, path)
 }
 
-// savePth(path, names, tensors): a dict of tensors in torch.save's zip format, so a state
-// dict saved here loads with torch.load.
-Napi::Value SavePth(const Napi::CallbackInfo& info) {
+// writePth(fd, pickle, tensors): torch.save's zip archive onto an open file: data.pkl (the
+// pickle src/torch/io/pth.ts made, naming storage i as data/i), each tensor's bytes as data/i
+// straight from its CPU copy (never through JS), byteorder, and the version record the writer
+// adds. libtorch's own pickle_save would tag its dict with torch.jit._pickle globals, which
+// torch.load refuses by default since PyTorch 2.6 (weights_only).
+Napi::Value WritePth(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  if (!info[0].IsString() || !info[1].IsArray() || !info[2].IsArray()) {
-    throw Napi::TypeError::New(env, "savePth(path, names, tensors)");
+  if (!info[0].IsNumber() || !info[1].IsTypedArray() || !info[2].IsArray()) {
+    throw Napi::TypeError::New(env, "writePth(fd, pickle, tensors)");
   }
-  std::string path = info[0].As<Napi::String>().Utf8Value();
-  MFR_GUARD_BEGIN
-  Napi::Array names = info[1].As<Napi::Array>();
+  int fd = info[0].As<Napi::Number>().Int32Value();
+  Napi::Uint8Array pickle = info[1].As<Napi::Uint8Array>();
   Napi::Array tensors = info[2].As<Napi::Array>();
-  if (names.Length() != tensors.Length()) throw Napi::Error::New(env, "savePth: names and tensors differ in length");
-  c10::Dict<std::string, at::Tensor> dict;
-  for (uint32_t i = 0; i < names.Length(); ++i) {
-    dict.insert(names.Get(i).As<Napi::String>().Utf8Value(),
-                GetTensor(env, tensors.Get(i), "savePth").detach());
+  MFR_GUARD_BEGIN
+  // A failed write is remembered and the rest discarded, so the zip writer never sees an error:
+  // it would throw again from its destructor while finishing the archive.
+  int failure = 0;
+  auto write = [fd, &failure](const void* data, size_t size) -> size_t {
+    const char* p = static_cast<const char*>(data);
+    for (size_t done = 0; failure == 0 && done < size;) {
+      ssize_t n = ::write(fd, p + done, size - done);
+      if (n > 0) done += static_cast<size_t>(n);
+      else if (n == 0 || errno != EINTR) failure = n == 0 ? EIO : errno;
+    }
+    return size;
+  };
+  {
+    caffe2::serialize::PyTorchStreamWriter writer(write);
+    writer.writeRecord("data.pkl", pickle.Data(), pickle.ByteLength());
+    writer.writeRecord("byteorder", "little", 6);
+    for (uint32_t i = 0; i < tensors.Length() && failure == 0; ++i) {
+      at::Tensor t = GetTensor(env, tensors.Get(i), "writePth").detach().to(at::kCPU).contiguous();
+      writer.writeRecord("data/" + std::to_string(i), t.data_ptr(), t.nbytes());
+    }
+    writer.writeEndOfFile();
   }
-  std::vector<char> bytes = torch::jit::pickle_save(c10::IValue(dict));
-  std::ofstream out(path, std::ios::binary | std::ios::trunc);
-  if (!out) throw Napi::Error::New(env, "savePth: cannot write " + path);
-  out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
-  out.close();
-  if (!out) throw Napi::Error::New(env, "savePth: failed writing " + path);
+  if (failure != 0) throw std::runtime_error(std::string("write failed: ") + std::strerror(failure));
   return env.Undefined();
-  MFR_GUARD_END(env, "savePth " + path)
+  MFR_GUARD_END(env, "writePth")
 }
 
 }  // namespace
@@ -82,7 +98,7 @@ Napi::Value SavePth(const Napi::CallbackInfo& info) {
 void InitSerialize(Napi::Env env, Napi::Object exports) {
   exports.Set("zipRecords", Napi::Function::New(env, ZipRecords, "zipRecords"));
   exports.Set("zipRead", Napi::Function::New(env, ZipRead, "zipRead"));
-  exports.Set("savePth", Napi::Function::New(env, SavePth, "savePth"));
+  exports.Set("writePth", Napi::Function::New(env, WritePth, "writePth"));
 }
 
 }  // namespace mfr

@@ -111,14 +111,12 @@ export class ProcessGroup {
     } else {
       group = native.groupGloo(store, rank, worldSize, timeoutMs, hostname);
     }
-    // A second store client for diagnosing failures, with a short timeout: c10d sets a client's
-    // socket timeout on its first wait, hence the get of a key it has just set.
+    // A second store client for diagnosing failures, each of whose operations has a deadline
+    // (c10d's have none on a reply), so that it answers even when the link to the store is cut.
     const answerMs = answerTimeout(timeoutMs);
     const probe = native.storeCreate(masterAddr, masterPort, false, worldSize, answerMs);
-    native.storeSet(probe, `mfr/probe/${rank}`, "1");
-    native.storeGet(probe, `mfr/probe/${rank}`);
     const board = new FailureBoard(
-      { add: (key, delta) => native.storeAdd(probe, key, delta) },
+      { add: (key, delta) => native.storeAdd(probe, key, delta, answerMs) },
       { rank, worldSize, timeoutMs, answerMs, storeAt: `${masterAddr}:${masterPort}` },
     );
     return new ProcessGroup(rank, worldSize, group, backend, board);

@@ -113,7 +113,7 @@ export interface NativeModule {
   ): NativeStore;
   storeSet(store: NativeStore, key: string, value: string): void;
   storeGet(store: NativeStore, key: string): string;
-  storeAdd(store: NativeStore, key: string, delta: number): number;
+  storeAdd(store: NativeStore, key: string, delta: number, timeoutMs?: number): number;
   groupGloo(
     store: NativeStore,
     rank: number,
@@ -152,7 +152,7 @@ export interface NativeModule {
   ): { allocated: number; reserved: number; peakAllocated: number };
   zipRecords(path: string): string[];
   zipRead(path: string, names: string[]): ArrayBuffer[];
-  savePth(path: string, names: string[], tensors: NativeTensor[]): void;
+  writePth(fd: number, pickle: Uint8Array, tensors: NativeTensor[]): void;
 }
 
 function addonPath(): string {

@@ -157,9 +157,22 @@ test(
     ip("-n", netns[1]!, "link", "set", veth[1]!, "down");
     const cut = Date.now();
     mark("cut the link");
-    const ended = await Promise.all(
-      second.map((n) => n.done.then((o) => ({ ...o, s: (Date.now() - cut) / 1000 }))),
+    // A hang fails here with what each node printed, not as the test's bare timeout.
+    const hung = new Promise<never>((_, reject) =>
+      setTimeout(
+        () =>
+          reject(
+            new Error(
+              `a node still runs 60 s after the cut:\n${second.map((n) => n.stderr()).join("\n---\n")}`,
+            ),
+          ),
+        60_000,
+      ).unref(),
     );
+    const ended = await Promise.race([
+      Promise.all(second.map((n) => n.done.then((o) => ({ ...o, s: (Date.now() - cut) / 1000 })))),
+      hung,
+    ]);
     const [b0, b1] = ended;
     mark("both nodes ended");
     for (const b of ended) {

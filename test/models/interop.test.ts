@@ -1,6 +1,7 @@
 // Weights move between arcface_torch and mfr: a PyTorch-made backbone.pth (tiny, random weights,
 // arcface_torch's key names; see fixtures/models/make_fixture.py) loads and gives PyTorch's
-// embeddings, our state dict loads back in PyTorch, and state dicts round-trip through safetensors.
+// embeddings, our state dicts load back in PyTorch (with weights_only, torch.load's default since
+// 2.6), and state dicts round-trip through safetensors.
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
@@ -100,6 +101,61 @@ for (const kind of ["iresnet", "mbf"] as const) {
     }
   });
 }
+
+test("torch.load with weights_only (PyTorch >= 2.6's default) reads mfr's .pth: every dtype, same values", () => {
+  assert.ok(hasTorch, `${PYTHON} cannot import torch: scripts/bootstrap.sh installs Debian's python3-torch`);
+  const tmp = mkdtempSync(path.join(tmpdir(), "mfr-pth-"));
+  try {
+    T.manualSeed(5);
+    const sd = new Map<string, T.Tensor>([
+      ["f32", T.randn([2, 3])],
+      ["f64", T.randn([3]).to("f64")],
+      ["f16", T.randn([4]).to("f16")],
+      ["bf16", T.randn([2, 2]).to("bf16")],
+      ["i64", T.tensor([2 ** 40, -3], { dtype: "i64" })],
+      ["i32", T.tensor([-(2 ** 31), 7], { dtype: "i32" })],
+      ["i16", T.tensor([-300], { dtype: "i16" })],
+      ["i8", T.tensor([-5, 5], { dtype: "i8" })],
+      ["u8", T.tensor([0, 255], { dtype: "u8" })],
+      ["bool", T.tensor([1, 0], { dtype: "bool" })],
+      ["scalar", T.scalarTensor(9, { dtype: "i64" })],
+      ["view", T.randn([3, 4]).transpose(0, 1)],
+    ]);
+    const file = path.join(tmp, "sd.pth");
+    T.savePth(file, sd);
+    const script = [
+      "import collections, json, sys, torch",
+      "sd = torch.load(sys.argv[1], weights_only=True)",
+      "assert type(sd) is collections.OrderedDict, type(sd)",
+      "print(json.dumps({k: [str(v.dtype), list(v.shape), v.float().flatten().tolist()] for k, v in sd.items()}))",
+    ].join("\n");
+    const r = spawnSync(PYTHON, ["-c", script, file], { encoding: "utf8" });
+    assert.equal(r.status, 0, r.stderr);
+    const got = JSON.parse(r.stdout) as Record<string, [string, number[], number[]]>;
+    const names: Record<T.DType, string> = {
+      f32: "float32",
+      f64: "float64",
+      f16: "float16",
+      bf16: "bfloat16",
+      i64: "int64",
+      i32: "int32",
+      i16: "int16",
+      i8: "int8",
+      u8: "uint8",
+      bool: "bool",
+    };
+    assert.deepEqual(Object.keys(got), [...sd.keys()], "same keys in the same order");
+    for (const [k, t] of sd) {
+      assert.deepEqual(
+        got[k],
+        [`torch.${names[t.dtype]}`, [...t.shape], t.float().contiguous().toArray()],
+        k,
+      );
+    }
+  } finally {
+    rmSync(tmp, { recursive: true, force: true });
+  }
+});
 
 test("a backbone's state dict round-trips bit-exactly through safetensors", () => {
   const tmp = mkdtempSync(path.join(tmpdir(), "mfr-st-"));

@@ -7,6 +7,8 @@ import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import * as T from "../../src/torch/index.ts";
+import { native } from "../../src/torch/native.ts";
+import { PickleCall, type PickleOut, pickle } from "../../src/torch/io/pickler.ts";
 
 const fixtures = path.join(path.dirname(fileURLToPath(import.meta.url)), "../fixtures/torch");
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), "mfr-io-"));
@@ -177,6 +179,111 @@ describe(".pth", () => {
     assert.throws(() => T.loadPthStateDict(fx("checkpoint.pt"), "nope"), /no entry 'nope'/);
   });
 
+  test("savePth writes torch.save's layout with only weights_only's globals, and reads back bit-exactly", () => {
+    const out = path.join(tmp, "saved.pth");
+    const base = T.randn([3, 4]);
+    const sd = new Map<string, T.Tensor>([
+      ["a.f32", T.randn([3, 2])],
+      ["b.i64", T.tensor([5, -(2 ** 40)], { dtype: "i64" })],
+      ["c.scalar", T.scalarTensor(7, { dtype: "i64" })],
+      ["d.f16", T.randn([5]).to("f16")],
+      ["e.bf16", T.randn([2, 2]).to("bf16")],
+      ["f.bool", T.tensor([1, 0, 1], { dtype: "bool" })],
+      ["g.empty", T.zeros([0, 4])],
+      // a transposed view: saved as a contiguous copy of its own
+      ["h.view", base.transpose(0, 1)],
+    ]);
+    T.savePth(out, sd);
+    const records = native.zipRecords(out);
+    for (const r of ["data.pkl", "byteorder", "version", ...[...sd.keys()].map((_, i) => `data/${i}`)])
+      assert.ok(records.includes(r), `${r} in ${records.join(", ")}`);
+    // The globals PyTorch >= 2.6's torch.load (weights_only) allows, and no others.
+    const seen = new Set<string>();
+    const allowed = ["collections.OrderedDict", "torch._utils._rebuild_tensor_v2", "torch.FloatStorage"];
+    const [pkl] = native.zipRead(out, ["data.pkl"]);
+    T.unpickle(new Uint8Array(pkl!), {
+      source: "data.pkl",
+      globals: new Proxy({} as Record<string, (args: T.PickleValue[]) => T.PickleValue>, {
+        has: (_, k) => (seen.add(String(k)), true),
+        get: () => () => new Map(),
+      }),
+      persistentLoad: (pid) => (pid as T.PickleValue[])[1]!,
+    });
+    assert.deepEqual(
+      [...seen].filter((g) => !allowed.includes(g) && !/^torch\.(Long|Half|BFloat16|Bool)Storage$/.test(g)),
+      [],
+    );
+    const back = T.loadPthStateDict(out);
+    assert.deepEqual([...back.keys()], [...sd.keys()]);
+    for (const [k, t] of sd) {
+      const b = back.get(k)!;
+      assert.equal(b.dtype, t.dtype, k);
+      assert.deepEqual(b.shape, t.shape, k);
+      assert.deepEqual(Buffer.from(b.contiguous().bytes()), Buffer.from(t.contiguous().bytes()), k);
+    }
+  });
+
+  test("savePth into a missing folder names the file; a failed save leaves the old file", () => {
+    const missing = path.join(tmp, "no-such-dir", "x.pth");
+    assert.throws(() => T.savePth(missing, new Map([["a", T.ones([2])]])), /no-such-dir\/x\.pth: /);
+    const out = path.join(tmp, "kept.pth");
+    T.savePth(out, new Map([["a", T.ones([2])]]));
+    const gone = T.ones([3]);
+    gone.dispose();
+    assert.throws(() => T.savePth(out, new Map([["a", gone]])), /kept\.pth: /);
+    assert.deepEqual(T.loadPthStateDict(out).get("a")!.toArray(), [1, 1]);
+    assert.deepEqual(
+      fs.readdirSync(tmp).filter((f) => f.includes(".tmp-")),
+      [],
+      "no temporary file left behind",
+    );
+  });
+
+  test("bad files give errors naming the file", () => {
+    const out = path.join(tmp, "trunc.npy");
+    fs.writeFileSync(out, fs.readFileSync(fx("f32_c.npy")).subarray(0, 140));
+    assert.throws(() => T.loadNpy(out), /trunc\.npy: truncated/);
+    fs.writeFileSync(out, Buffer.from("not numpy at all"));
+    assert.throws(() => T.loadNpy(out), /trunc\.npy: not a \.npy file/);
+    assert.throws(() => T.saveNpy(out, T.ones([2]).to("bf16")), /bf16 has no \.npy equivalent/);
+  });
+});
+
+describe(".pth", () => {
+  test("loads a state dict written by torch.save", () => {
+    const sd = T.loadPthStateDict(fx("state_dict.pth"));
+    assert.deepEqual(
+      [...sd.keys()],
+      [
+        "conv1.weight",
+        "bn1.running_mean",
+        "bn1.num_batches_tracked",
+        "fc.weight",
+        "emb.bf16",
+        "view.strided",
+      ],
+    );
+    const w = sd.get("conv1.weight")!;
+    assert.deepEqual(w.shape, [2, 3, 3, 3]);
+    assert.ok(Math.abs(w.toArray()[53]! - 5.3) < 1e-6);
+    assert.deepEqual(sd.get("bn1.running_mean")!.toArray(), [0.5, -0.25]);
+    assert.equal(sd.get("bn1.num_batches_tracked")!.item(), 7);
+    assert.equal(sd.get("fc.weight")!.dtype, "f16");
+    assert.deepEqual(sd.get("fc.weight")!.float().toArray(), [...Array(12).keys()]);
+    assert.deepEqual(sd.get("emb.bf16")!.float().toArray(), [1.5, -2, 3.25]);
+    assert.deepEqual(sd.get("view.strided")!.toArray(), [2, 5, 8, 11]);
+  });
+
+  test("loads arcface_torch-style checkpoints: nested dicts, numbers, 'module.' prefix", () => {
+    const obj = T.loadPthObject(fx("checkpoint.pt"));
+    assert.ok(obj instanceof Map);
+    assert.equal(obj.get("epoch"), 3);
+    assert.equal(obj.get("global_step"), 1200);
+    const sd = T.loadPthStateDict(fx("checkpoint.pt"), "state_dict_backbone");
+    assert.deepEqual([...sd.keys()], ["conv1.weight", "bn1.running_mean", "bn1.num_batches_tracked"]);
+    assert.throws(() => T.loadPthStateDict(fx("checkpoint.pt"), "nope"), /no entry 'nope'/);
+  });
+
   test("savePth writes what the libtorch unpickler (torch.load's format) reads back", () => {
     const out = path.join(tmp, "saved.pth");
     const sd = new Map([
@@ -214,6 +321,25 @@ describe("safe unpickler", () => {
       assert.equal(big, 2n ** 70n);
     });
   }
+
+  test("what the pickler writes, the unpickler reads back (ints at every opcode's bounds)", () => {
+    const ints = [0, 255, 256, 65535, 65536, 2 ** 31 - 1, -1, -(2 ** 31), 2 ** 31, -(2 ** 31) - 1];
+    const big = [2 ** 40, -(2 ** 40), 2 ** 53 - 1, -(2 ** 53 - 1), 2 ** 32, -(2 ** 32), 128 * 2 ** 32];
+    const value = new Map<string, PickleOut>([
+      ["ints", [...ints, ...big]],
+      ["misc", [null, true, false, 2.5, -1e-300, "é ünïcode", [], [[1], "x"]]],
+      ["call", new PickleCall(new T.PickleGlobal("collections", "OrderedDict"), [])],
+    ]);
+    const back = T.unpickle(pickle(value), { source: "rt", globals: T.DATA_GLOBALS });
+    assert.deepEqual(
+      back,
+      new Map<string, T.PickleValue>([
+        ["ints", [...ints, ...big]],
+        ["misc", [null, true, false, 2.5, -1e-300, "é ünïcode", [], [[1], "x"]]],
+        ["call", new Map()],
+      ]),
+    );
+  });
 
   test("refuses a pickle that would run code, naming the global and the file", () => {
     assert.throws(

@@ -6,7 +6,9 @@ import { native } from "../native.ts";
 import { type DType, ELEMENT_SIZE, dtypeCode } from "../dtype.ts";
 import { O } from "../ops.ts";
 import { Tensor, wrap } from "../tensor.ts";
+import { writeAtomic } from "./atomic.ts";
 import { DATA_GLOBALS, PickleGlobal, type PickleValue, unpickle } from "./pickle.ts";
+import { PickleCall, type PickleOut, PicklePersistent, pickle } from "./pickler.ts";
 
 /** Any value a checkpoint may hold: tensors, numbers, strings, bytes, lists, dicts (Maps). */
 export type PthObject = PickleValue;
@@ -86,7 +88,7 @@ export function loadPthObject(file: string): PthObject {
       return wrap(native.call(O.asStrided, storage.flat.native, sizes, strides, at));
     },
     "torch._utils._rebuild_parameter": ([data]) => data!,
-    // libtorch's own pickler (savePth) tags typed containers.
+    // .pth files from earlier mfr versions (libtorch's own pickler) tag their dict.
     "torch.jit._pickle.restore_type_tag": ([value]) => value!,
     "torch._utils._rebuild_parameter_with_state": ([data]) => data!,
   };
@@ -146,12 +148,41 @@ export function loadPthStateDict(file: string, key?: string): Map<string, Tensor
   return out;
 }
 
-/** Writes a state dict that torch.load reads (a plain dict of tensors). */
+const STORAGE_OF = Object.fromEntries(Object.entries(STORAGE_DTYPES).map(([name, d]) => [d, name])) as Record<
+  DType,
+  string
+>;
+const REBUILD = new PickleGlobal("torch._utils", "_rebuild_tensor_v2");
+
+/**
+ * Writes a state dict as torch.save(state_dict) does (an OrderedDict of tensors, each with a
+ * storage of its own), so torch.load reads it, with weights_only too. Replaces `file` atomically.
+ */
 export function savePth(file: string, tensors: Map<string, Tensor>): void {
-  const names = [...tensors.keys()];
-  native.savePth(
-    file,
-    names,
-    names.map((n) => tensors.get(n)!.native),
-  );
+  try {
+    const state = new Map<string, PickleOut>(
+      [...tensors].map(([name, t], i) => {
+        const storage = new PicklePersistent([
+          "storage",
+          new PickleGlobal("torch", STORAGE_OF[t.dtype]),
+          String(i),
+          "cpu",
+          t.numel,
+        ]);
+        const strides = t.shape.map((_, d) => t.shape.slice(d + 1).reduce((a, n) => a * n, 1));
+        // (storage, offset, size, stride, requires_grad, backward_hooks)
+        return [name, new PickleCall(REBUILD, [storage, 0, t.shape, strides, false, new Map()])];
+      }),
+    );
+    const bytes = pickle(state);
+    writeAtomic(file, (fd) =>
+      native.writePth(
+        fd,
+        bytes,
+        [...tensors.values()].map((t) => t.native),
+      ),
+    );
+  } catch (e) {
+    throw new Error(`${file}: ${e instanceof Error ? e.message : String(e)}`, { cause: e });
+  }
 }
