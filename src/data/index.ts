@@ -7,7 +7,15 @@ export { RecDataset, readProperty, recPaths, writeRecDataset, type RecProperty }
 export { openFolderDataset, openListDataset, type FolderDataset } from "./folder-dataset.ts";
 export { openDataset } from "./open.ts";
 export { ShardedSampler, type SamplerOptions, type TailPolicy } from "./sampler.ts";
-export { DataLoader, type Batch, type BadSampleWarning, type LoaderOptions } from "./loader.ts";
+export {
+  DataLoader,
+  DEFAULT_MASK_TILES,
+  recordMaskSeed,
+  type Batch,
+  type BadSampleWarning,
+  type LoaderOptions,
+  type RecordMasks,
+} from "./loader.ts";
 export { ImageDecoder, type OutputDType, type Layout, type DecoderChoice, type JpegMode } from "./decode.ts";
 export { JPEG_MODES } from "./turbojpeg.ts";
 export { inspectDataset, type DatasetInfo, type CorruptSample } from "./info.ts";

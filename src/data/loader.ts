@@ -37,7 +37,7 @@ export interface LoaderOptions extends Omit<SamplerOptions, "length"> {
   flipProb?: number;
   /** Probability of a synthetic mask (default 0.35, as the recipe). */
   maskProb?: number;
-  /** Mask tiles per mask kind rendered in each worker (default 24). */
+  /** Mask tiles per mask kind rendered in each worker (default DEFAULT_MASK_TILES, 24). */
   maskVariants?: number;
   /** Largest tolerated fraction of bad samples before the run stops (default 0.001). */
   maxBadFraction?: number;
@@ -58,6 +58,26 @@ export interface LoaderOptions extends Omit<SamplerOptions, "length"> {
    * gets its own copy.
    */
   reuseBuffers?: boolean;
+  /**
+   * Masks fixed per record (for stored teacher features, docs/distillation.md): a masked sample
+   * wears one of `variants` masks, the k-th drawn from (seed, record, k), instead of a fresh one,
+   * and the mask bank is rendered from `seed`. Whether a sample is masked, and which of its
+   * variants, is still drawn per (epoch, position).
+   */
+  recordMasks?: RecordMasks;
+}
+
+/** Mask tiles per mask kind each decode worker renders, unless maskVariants says otherwise. */
+export const DEFAULT_MASK_TILES = 24;
+
+export interface RecordMasks {
+  seed: number;
+  variants: number;
+}
+
+/** The mask seed of record `record`'s variant k (1..variants). */
+export function recordMaskSeed(m: RecordMasks, record: number, k: number): number {
+  return hash32(m.seed, record, k, 0x3d) >>> 1;
 }
 
 export interface Batch {
@@ -72,9 +92,19 @@ export interface Batch {
   labels: Int32Array;
   /** 1 where a synthetic mask was drawn. */
   masked: Uint8Array;
+  /**
+   * 0 unmasked; else which of the record's mask variants (1..variants) with recordMasks, or 1.
+   * The loader always sets it; batches made elsewhere (of fixed images) may leave it out.
+   */
+  maskVariant?: Uint8Array;
   flipped: Uint8Array;
   /** Dataset index of each row (a substitute's index where a bad sample was replaced). */
   indices: Int32Array;
+  /**
+   * A teacher's embedding of each row's image, [N, D] as fp16 bits, where the trainer added them
+   * from a feature store (distillation); the loader itself never sets this.
+   */
+  teacher?: Uint16Array;
 }
 
 export interface BadSampleWarning {
@@ -149,13 +179,16 @@ export class DataLoader extends EventEmitter<LoaderEvents> {
     };
     const sampler = new ShardedSampler({ ...o, length: ds.length });
     const maskProb = o.maskProb ?? 0.35;
+    const rm = o.recordMasks;
+    if (rm && !(Number.isInteger(rm.variants) && rm.variants >= 1 && rm.variants <= 255))
+      throw new Error(`recordMasks.variants must be an integer in 1..255, got ${rm.variants}`);
     const pool = await DecodePool.start(o.workers ?? 2, {
       type: "init",
       spec,
       decoder: o.decoder ?? "auto",
       jpegMode,
-      maskVariants: maskProb > 0 ? (o.maskVariants ?? 24) : 0,
-      maskBankSeed: o.seed ?? 0,
+      maskVariants: maskProb > 0 || rm ? (o.maskVariants ?? DEFAULT_MASK_TILES) : 0,
+      maskBankSeed: rm ? rm.seed : (o.seed ?? 0),
     });
     return new DataLoader(ds, pool, o, spec, sampler);
   }
@@ -190,12 +223,63 @@ export class DataLoader extends EventEmitter<LoaderEvents> {
   }
 
   /** Per-sample augmentation choices, a pure function of the sample's place in the run. */
-  private augment(epoch: number, position: number): { flip: boolean; mask: number } {
+  private augment(epoch: number, position: number): { flip: boolean; mask: number; variant: number } {
     const rng = new Rng(hash32(this.o.seed ?? 0, epoch, this.sampler.rank, position, 0xa9));
     const flip = rng.chance(this.o.flipProb ?? 0.5);
     const masked = rng.chance(this.o.maskProb ?? 0.35);
     const seed = rng.u32() >>> 1;
-    return { flip, mask: masked ? seed : -1 };
+    const rm = this.o.recordMasks;
+    // With per-record masks the draw picks a variant; its seed depends on the record (maskOf).
+    const variant = masked ? (rm ? 1 + (seed % rm.variants) : 1) : 0;
+    return { flip, mask: masked ? seed : -1, variant };
+  }
+
+  /** The mask seed of `record` for a drawn augmentation (per-record variants when configured). */
+  private maskOf(aug: { mask: number; variant: number }, record: number): number {
+    const rm = this.o.recordMasks;
+    if (!rm || aug.variant === 0) return aug.mask;
+    return recordMaskSeed(rm, record, aug.variant);
+  }
+
+  /**
+   * Decodes the given records as they are, flipped or not, with mask variant `variant` of each
+   * (0: none; needs recordMasks otherwise): the fixed images a teacher's stored features are of.
+   * No substitutes: `ok[i]` is 0 where record i could not be read, and its row is left as it was.
+   */
+  async decodeRecords(
+    records: Int32Array,
+    flip: boolean,
+    variant: number,
+  ): Promise<{ images: Float32Array | Uint8Array; shape: Batch["shape"]; ok: Uint8Array; errors: string[] }> {
+    const rm = this.o.recordMasks;
+    if (variant > 0 && (!rm || variant > rm.variants))
+      throw new Error(`decodeRecords: mask variant ${variant} needs recordMasks with at least that many`);
+    const B = records.length;
+    const elems = sampleElements(this.spec);
+    const sab = new SharedArrayBuffer(B * elems * (this.spec.dtype === "f32" ? 4 : 1));
+    const items: TaskItem[] = [];
+    for (let slot = 0; slot < B; slot++) {
+      const r = records[slot] as number;
+      const mask = variant > 0 ? recordMaskSeed(rm!, r, variant) : -1;
+      items.push({ slot, loc: this.dataset.locate(r), flip, mask });
+    }
+    const per = Math.max(1, Math.ceil(B / (2 * this.pool.size)));
+    const chunks: TaskItem[][] = [];
+    for (let i = 0; i < B; i += per) chunks.push(items.slice(i, i + per));
+    const done = await Promise.all(chunks.map((c) => this.pool.run({ buffer: sab, items: c })));
+    const ok = new Uint8Array(B);
+    const errors: string[] = [];
+    for (const d of done)
+      for (const r of d.results) {
+        const failure = this.check(r);
+        if (failure === null) ok[r.slot] = 1;
+        else errors.push(`${this.dataset.describe(records[r.slot] as number)}: ${failure}`);
+      }
+    const S = this.spec.size;
+    const shape: Batch["shape"] = this.spec.layout === "nchw" ? [B, 3, S, S] : [B, S, S, 3];
+    const n = B * elems;
+    const images = this.spec.dtype === "f32" ? new Float32Array(sab, 0, n) : new Uint8Array(sab, 0, n);
+    return { images, shape, ok, errors };
   }
 
   private substitute(epoch: number, position: number, attempt: number): number {
@@ -229,7 +313,9 @@ export class DataLoader extends EventEmitter<LoaderEvents> {
     const used = Int32Array.from(indices);
     const labels = new Int32Array(B);
     const masked = new Uint8Array(B);
+    const maskVariant = new Uint8Array(B);
     const flipped = new Uint8Array(B);
+    const augs: { flip: boolean; mask: number; variant: number }[] = [];
     const attempts = new Int32Array(B);
     let todo: TaskItem[] = [];
     for (let slot = 0; slot < B; slot++) {
@@ -239,9 +325,11 @@ export class DataLoader extends EventEmitter<LoaderEvents> {
       if (this.bad.has(idx))
         idx = this.substitute(epoch, pos, (attempts[slot] = (attempts[slot] as number) + 1));
       used[slot] = idx;
+      augs.push(aug);
       masked[slot] = aug.mask >= 0 ? 1 : 0;
+      maskVariant[slot] = aug.variant;
       flipped[slot] = aug.flip ? 1 : 0;
-      todo.push({ slot, loc: this.dataset.locate(idx), flip: aug.flip, mask: aug.mask });
+      todo.push({ slot, loc: this.dataset.locate(idx), flip: aug.flip, mask: this.maskOf(aug, idx) });
     }
     const per = Math.max(1, Math.ceil(todo.length / (2 * this.pool.size)));
     while (todo.length) {
@@ -266,7 +354,7 @@ export class DataLoader extends EventEmitter<LoaderEvents> {
           );
           used[slot] = idx;
           const prev = todo.find((t) => t.slot === slot) as TaskItem;
-          retry.push({ ...prev, loc: this.dataset.locate(idx) });
+          retry.push({ ...prev, loc: this.dataset.locate(idx), mask: this.maskOf(augs[slot]!, idx) });
         }
       }
       todo = retry;
@@ -279,7 +367,10 @@ export class DataLoader extends EventEmitter<LoaderEvents> {
     this.stats.samples += B;
     const S = this.spec.size;
     const shape: Batch["shape"] = this.spec.layout === "nchw" ? [B, 3, S, S] : [B, S, S, 3];
-    return { batch: { epoch, step, images, shape, labels, masked, flipped, indices: used }, sab };
+    return {
+      batch: { epoch, step, images, shape, labels, masked, maskVariant, flipped, indices: used },
+      sab,
+    };
   }
 
   /** null when the result is usable, else why not. */

@@ -9,6 +9,8 @@ export interface BatchTensors {
   y: T.Tensor;
   /** [N] bool, true where a synthetic mask was drawn. */
   masked: T.Tensor;
+  /** [N, D] float32: the batch's teacher embeddings, where the batch carries them. */
+  teacher?: T.Tensor;
 }
 
 // Tensors cannot wrap the loader's shared memory, so images pass through one reused plain buffer
@@ -42,7 +44,10 @@ export function batchToTensors(b: Batch, device = "cpu"): BatchTensors {
     if (x.dtype !== "f32") x = x.float().sub(127.5).div(127.5);
     const y = T.toDevice(T.tensor(b.labels), device).to("i64");
     const masked = T.toDevice(T.tensor(b.masked), device).to("bool");
-    return { x, y, masked };
+    if (!b.teacher) return { x, y, masked };
+    const n = b.labels.length;
+    const t = T.tensor(b.teacher, { dtype: "f16", shape: [n, b.teacher.length / n] });
+    return { x, y, masked, teacher: T.toDevice(t, device).float() };
   });
 }
 
@@ -64,6 +69,7 @@ export async function* prefetchToDevice(
     t?.x.dispose();
     t?.y.dispose();
     t?.masked.dispose();
+    t?.teacher?.dispose();
   };
   try {
     for await (const b of batches) {

@@ -52,3 +52,4 @@ export {
   flipImages,
   IMAGE_FLOATS,
 } from "./images.ts";
+export { openOnnxTeacher, type OnnxTeacher } from "./teacher.ts";

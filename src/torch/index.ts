@@ -29,7 +29,7 @@ export {
 } from "./io/safetensors.ts";
 export { saveNpy, loadNpy } from "./io/npy.ts";
 export { loadPthObject, loadPthStateDict, savePth, type PthObject } from "./io/pth.ts";
-export { removeStaleTemps, writeAtomic } from "./io/atomic.ts";
+export { removeStaleTemps, writeAll, writeAtomic } from "./io/atomic.ts";
 export { readJsonFile, sha256File, verifyChecksums } from "./io/checksums.ts";
 export { checkEnvironment, type Check, type CheckStatus } from "./environment.ts";
 export { unpickle, PickleGlobal, DATA_GLOBALS, type PickleValue, type UnpickleOptions } from "./io/pickle.ts";

@@ -1,5 +1,6 @@
 // Checkpoints: one directory per step under <runDir>/checkpoints, written by every rank:
-//   backbone.safetensors     rank 0: backbone parameters and buffers + its optimizer state
+//   backbone.safetensors     rank 0: backbone parameters and buffers ("model.*") + its optimizer
+//                            state (+ a distillation projection, "distill.projection.*")
 //   backbone-zero-rank<r>.safetensors
 //                            with ZeRO, each rank: its pieces' optimizer state with their global
 //                            ranges (loads on any world size), instead of the state above
@@ -42,9 +43,12 @@ export interface TrainState {
   head: PartialFC;
   headOpt: AnyOptimizer;
   scaler?: LossScaler;
+  /** Distillation's projection of the student's embedding (trains with the backbone). */
+  projection?: Module;
 }
 
 const MANIFEST = "manifest.json";
+const PROJECTION = "distill.projection.";
 
 const zeroFile = (rank: number): string => `backbone-zero-rank${rank}.safetensors`;
 
@@ -70,6 +74,7 @@ export function saveCheckpoint(group: ProcessGroup, runDir: string, step: number
         const opt = sharded ? undefined : s.sync.stateDict();
         const tensors = new Map<string, T.Tensor>();
         for (const [k, t] of s.backbone.stateDict()) tensors.set(`model.${k}`, t);
+        for (const [k, t] of s.projection?.stateDict() ?? []) tensors.set(`${PROJECTION}${k}`, t);
         for (const [k, t] of opt?.tensors ?? []) tensors.set(k, t);
         T.saveSafetensors(path.join(dir, "backbone.safetensors"), tensors, opt?.metadata ?? {});
       }
@@ -198,9 +203,18 @@ export function loadCheckpoint(
     T.scope(() => {
       const bb = T.loadSafetensors(path.join(dir, "backbone.safetensors"));
       const model = new Map<string, T.Tensor>();
-      for (const [k, t] of bb.tensors) if (k.startsWith("model.")) model.set(k.slice(6), t);
+      const projection = new Map<string, T.Tensor>();
+      for (const [k, t] of bb.tensors) {
+        if (k.startsWith("model.")) model.set(k.slice(6), t);
+        if (k.startsWith(PROJECTION)) projection.set(k.slice(PROJECTION.length), t);
+      }
       try {
         s.backbone.loadStateDict(model);
+        if (s.projection && projection.size === 0)
+          throw new Error(
+            "holds no distillation projection (saved by a run without distill, or with equal sizes)",
+          );
+        s.projection?.loadStateDict(projection);
       } catch (e) {
         throw new Error(`${path.join(dir, "backbone.safetensors")}: ${(e as Error).message}`, { cause: e });
       }

@@ -156,6 +156,23 @@ export const TrainConfigSchema = z
       })
       .strict()
       .prefault({}),
+    /**
+     * Feature distillation from a frozen teacher (docs/distillation.md): loss = CE + λ·mean
+     * ‖t/‖t‖ − s/‖s‖‖². Absent: no teacher.
+     */
+    distill: z
+      .object({
+        /** An mfr run folder or checkpoint, an arcface_torch .pth backbone, or an .onnx model. */
+        teacher: z.string().min(1),
+        /** λ, the weight of the distillation term (the challenge entry's 9). */
+        lambda: z.number().positive().default(9),
+        /** "online": each rank runs the teacher on its batch; "features": read a feature store. */
+        mode: z.enum(["online", "features"]).default("online"),
+        /** mode "features": the folder `mfr distill features` wrote for this dataset and teacher. */
+        store: z.string().min(1).optional(),
+      })
+      .strict()
+      .optional(),
     steps: z.number().int().positive(),
     seed: z.number().int().default(0),
     logEvery: z.number().int().positive().default(1),
@@ -198,6 +215,22 @@ export const TrainConfigSchema = z
         code: "custom",
         path: ["train", "zero"],
         message: "ZeRO shards parameters element-wise; LARS needs whole layers (use sgd or adamw)",
+      });
+    }
+    if (c.distill?.mode === "features" && c.distill.store === undefined) {
+      ctx.addIssue({
+        code: "custom",
+        path: ["distill", "store"],
+        message:
+          "distill.mode 'features' reads the teacher's features from a store: set distill.store (mfr distill features writes one)",
+      });
+    }
+    if (c.distill?.mode === "online" && c.distill.store !== undefined) {
+      ctx.addIssue({
+        code: "custom",
+        path: ["distill", "store"],
+        message:
+          "distill.mode 'online' runs the teacher and reads no store: remove distill.store or set distill.mode 'features'",
       });
     }
     // Where the run lands on Gloo (the CPU); on CUDA, NCCL carries bf16.

@@ -31,3 +31,13 @@ export {
 } from "./checkpoint.ts";
 export { train, type TrainEvent, type TrainOptions, type TrainResult, type StepMetrics } from "./trainer.ts";
 export { Verifier, type VerifyResult } from "./verify.ts";
+export { DistillTerm } from "./distill/term.ts";
+export { openTeacher, resolveTeacherPath, type Teacher, type TeacherOptions } from "./distill/teacher.ts";
+export {
+  FeatureStore,
+  FEATURE_STORE_FORMAT,
+  datasetIdentity,
+  type StoreAugment,
+  type StoreManifest,
+} from "./distill/store.ts";
+export { writeFeatureStore, type WriteFeaturesOptions, type WriteFeaturesResult } from "./distill/write.ts";

@@ -14,6 +14,7 @@ import { type Tensor } from "../torch/index.ts";
 import { type ProcessGroup } from "../distributed/index.ts";
 import { type PartialFC } from "../head/index.ts";
 import { type CheckpointPolicy } from "../models/index.ts";
+import { type DistillTerm } from "./distill/term.ts";
 import {
   type AmpMode,
   DEFAULT_LOSS_SCALE,
@@ -57,6 +58,8 @@ export interface StepOptions {
   bucketCapMB?: number;
   /** Let c10d's Reducer overlap the all-reduce with backward where possible (default true). */
   overlap?: boolean;
+  /** Feature distillation: CE + λ·‖t/‖t‖ − s/‖s‖‖² (teacher embeddings handed to run()). */
+  distill?: DistillTerm;
   /** Test hook, called after each micro-batch's backward (e.g. to inject a non-finite gradient). */
   afterBackward?: (microBatch: number) => void;
 }
@@ -119,8 +122,16 @@ export class TrainStep {
     this.sync.broadcastFromRoot(extra);
   }
 
-  /** One step on this rank's batch x [B, ...], labels y [B]. */
-  run(x: Tensor, y: Tensor): StepOutcome {
+  /**
+   * One step on this rank's batch x [B, ...], labels y [B]; with distillation, `teacher` [B, Dt]
+   * holds the teacher's embeddings of exactly these images.
+   */
+  run(x: Tensor, y: Tensor, teacher?: Tensor): StepOutcome {
+    const distill = this.o.distill;
+    if ((distill === undefined) !== (teacher === undefined))
+      throw new Error(
+        `TrainStep.run: ${distill ? "distillation needs the teacher's embeddings" : "no distillation configured"}`,
+      );
     const M = this.microBatches;
     const B = x.size(0);
     if (B % M !== 0) throw new Error(`train.microBatches: ${M} does not divide the per-rank batch of ${B}`);
@@ -129,22 +140,29 @@ export class TrainStep {
       const lossScale = this.scaler?.scale;
       this.#zeroGrad();
       const parts: Record<string, number> = {};
-      let total = 0;
       for (let i = 0; i < M; i++) {
         T.scope(() => {
           const xi = M === 1 ? x : x.narrow(0, i * b, b);
           const yi = M === 1 ? y : y.narrow(0, i * b, b);
           const emb = this.precision.backbone(() => this.model.forward(xi));
           const ce = this.precision.headForward(() => this.head.forward(emb, yi, { gradScale: 1 / M }));
-          // A further term (e.g. distillation) joins `terms` and the sum; each term scaled by 1/M.
+          // A further term joins `terms` and the sum. The head's CE carries its 1/M in its
+          // gradient, not its value; distillation is this rank's mean, weighted λ/M here (the
+          // data-parallel averaging makes it the global batch's mean).
           const terms: Record<string, Tensor> = { ce };
-          const loss = ce;
+          let loss = ce;
+          if (distill) {
+            terms.distill = this.precision.headForward(() => distill.loss(emb, teacher!.narrow(0, i * b, b)));
+            loss = ce.add(terms.distill, distill.lambda / M);
+          }
           this.#backward(loss, i === M - 1, lossScale);
           this.o.afterBackward?.(i);
-          total += loss.item() / M;
           for (const [k, t] of Object.entries(terms)) parts[k] = (parts[k] ?? 0) + t.item() / M;
         });
       }
+      // The CE is already the global batch's; this rank's distillation mean is averaged over ranks.
+      if (distill) parts.distill = this.#rankMean(parts.distill!);
+      const total = (parts.ce ?? 0) + (distill ? distill.lambda * parts.distill! : 0);
       this.sync.afterBackward();
       const finite = this.#unscale();
       if (finite) {
@@ -155,6 +173,16 @@ export class TrainStep {
       }
       this.#zeroGrad();
       return { loss: total, parts, skipped: !finite, lossScale };
+    });
+  }
+
+  /** The mean over ranks of a per-rank figure (for the log: one scalar all-reduce). */
+  #rankMean(v: number): number {
+    if (this.group.worldSize === 1) return v;
+    return T.scope(() => {
+      const t = T.scalarTensor(v, { dtype: "f64", device: this.head.weight.device });
+      this.group.allReduce([t]).wait();
+      return t.item() / this.group.worldSize;
     });
   }
 

@@ -25,6 +25,8 @@ import { type AnyOptimizer, type ParamGroups, TrainStep } from "./step.ts";
 import { checkBatchLabels } from "./labels.ts";
 import { stopAgreed } from "./interrupt.ts";
 import { type VerifyResult, Verifier } from "./verify.ts";
+import { Distillation } from "./distill/setup.ts";
+import { type Teacher } from "./distill/teacher.ts";
 import {
   checkpointToResume,
   intactCheckpointHint,
@@ -36,6 +38,9 @@ export interface StepMetrics {
   step: number;
   loss: number;
   lr: number;
+  /** With distillation: loss = ce + λ·distill, each the mean over the global batch. */
+  ce?: number;
+  distill?: number;
   imagesPerSec: number;
   rssMB: number;
   epoch: number;
@@ -67,6 +72,8 @@ export interface TrainOptions {
    * checkpoint there when checkpointing is on; the run can then be resumed.
    */
   signal?: AbortSignal;
+  /** Opens an .onnx distillation teacher (src/export's openOnnxTeacher; the CLI passes it). */
+  onnxTeacher?: (file: string) => Promise<Teacher>;
 }
 
 export interface TrainResult {
@@ -87,13 +94,18 @@ export async function train(cfg: TrainConfig, o: TrainOptions = {}): Promise<Tra
     if (group.rank === 0)
       for (const f of removeStaleTempFiles(cfg.runDir))
         emit({ kind: "warning", message: `removed ${f}, left by an interrupted write` });
-    const { loader, numClasses, check } = await openLoader(cfg, group);
-    loader.on("warning", (w) => emit({ kind: "warning", message: `${w.where}: ${w.reason}` }));
+    const distill = await Distillation.open(cfg, device, o.onnxTeacher);
     try {
-      return await trainWith(cfg, o, group, loader, numClasses, check, device);
+      const { loader, numClasses, check } = await openLoader(cfg, group, distill);
+      loader.on("warning", (w) => emit({ kind: "warning", message: `${w.where}: ${w.reason}` }));
+      try {
+        return await trainWith(cfg, o, group, loader, numClasses, check, device, distill);
+      } finally {
+        // The decode workers keep the process alive until closed, error or not.
+        await loader.close();
+      }
     } finally {
-      // The decode workers keep the process alive until closed, error or not.
-      await loader.close();
+      await distill?.close();
     }
   } catch (e) {
     // A gradient all-reduce fails inside backward, out of the group's sight: name the silent ranks.
@@ -107,9 +119,12 @@ export async function train(cfg: TrainConfig, o: TrainOptions = {}): Promise<Tra
 async function openLoader(
   cfg: TrainConfig,
   group: ProcessGroup,
+  distill: Distillation | undefined,
 ): Promise<{ loader: DataLoader; numClasses: number; check: (b: Batch) => void }> {
   const dataset = openDataset(cfg.data.path);
   try {
+    // A feature store fixes the masks to the variants it holds features of (and checks the data).
+    const recordMasks = distill?.attachStore(dataset);
     const numClasses = cfg.head.numClasses || dataset.numClasses;
     if (!numClasses)
       throw new Error(`head.numClasses: ${cfg.data.path} does not declare its identities; set it`);
@@ -131,6 +146,7 @@ async function openLoader(
       flipProb: cfg.data.flipProb,
       jpegMode: cfg.data.jpegMode,
       maxBadFraction: cfg.data.maxBadFraction,
+      ...(recordMasks ? { recordMasks } : {}),
       // Workers decode, mask and flip straight into u8 NHWC rows (their fastest path, a quarter of
       // the bytes across threads); layout and normalisation happen in libtorch (batchToTensors).
       dtype: "u8",
@@ -155,6 +171,7 @@ async function trainWith(
   numClasses: number,
   checkLabels: (b: Batch) => void,
   device: string,
+  distill: Distillation | undefined,
 ): Promise<TrainResult> {
   const emit = o.onEvent ?? ((): void => undefined);
   const { rank, worldSize } = group;
@@ -167,6 +184,8 @@ async function trainWith(
     checkpoint: cfg.train.checkpoint === "none" ? undefined : cfg.train.checkpoint,
   });
   backbone.to(device).train();
+  // The student's projection onto the teacher's embedding size (if they differ) trains with it.
+  const term = distill?.term(cfg.model.embeddingSize, device);
   const margin = typeof cfg.head.margin === "string" ? MARGIN_PRESETS[cfg.head.margin] : cfg.head.margin;
   const head = new PartialFC(group, {
     numClasses,
@@ -184,7 +203,7 @@ async function trainWith(
   const stepper = new TrainStep(
     group,
     backbone,
-    [{ params: backbone.parameters().filter((p) => p.requiresGrad) }],
+    [{ params: [...backbone.parameters().filter((p) => p.requiresGrad), ...(term?.parameters() ?? [])] }],
     head,
     headOpt,
     makeOptimizer,
@@ -198,6 +217,7 @@ async function trainWith(
       clipNorm: cfg.optim.clipNorm,
       compress: cfg.dist.compress,
       bucketCapMB: cfg.dist.bucketCapMB,
+      ...(term ? { distill: term } : {}),
     },
   );
   stepper.broadcastFromRoot(backbone.namedBuffers().map(([, b]) => b));
@@ -215,6 +235,7 @@ async function trainWith(
     scaler: stepper.scaler,
     head,
     headOpt,
+    ...(term?.projection ? { projection: term.projection } : {}),
   });
 
   let startStep = 0;
@@ -274,11 +295,22 @@ async function trainWith(
   try {
     let { epoch, step: inEpoch } = loader.sampler.position(step);
     while (step < end && interruptedAt === undefined) {
-      for await (const { x, y } of prefetchToDevice(loader.epoch(epoch, inEpoch), device, checkLabels)) {
+      const batches = distill
+        ? distill.withFeatures(loader.epoch(epoch, inEpoch))
+        : loader.epoch(epoch, inEpoch);
+      for await (const { x, y, teacher } of prefetchToDevice(batches, device, checkLabels)) {
         if (step >= end) break;
         const t0 = performance.now();
         const lr = schedules[0]!.lr;
-        const { loss, skipped, lossScale } = stepper.run(x, y);
+        // Online: the teacher's replica on this rank, on exactly the images the student sees.
+        const t = distill && (teacher ?? (await distill.embed(x)));
+        const { loss, parts, skipped, lossScale } = (() => {
+          try {
+            return stepper.run(x, y, t);
+          } finally {
+            if (t !== teacher) t?.dispose();
+          }
+        })();
         for (const s of schedules) s.step();
         step++;
         const seconds = (performance.now() - t0) / 1000;
@@ -286,6 +318,7 @@ async function trainWith(
           step,
           loss,
           lr,
+          ...(parts.distill !== undefined ? { ce: parts.ce, distill: parts.distill } : {}),
           imagesPerSec: (cfg.data.batchSize * worldSize) / seconds,
           rssMB: Math.round(process.memoryUsage().rss / 2 ** 20),
           epoch,

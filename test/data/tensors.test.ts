@@ -11,6 +11,7 @@ const batch = (images: Float32Array | Uint8Array, shape: Batch["shape"]): Batch 
   shape,
   labels: Int32Array.of(3, 1),
   masked: Uint8Array.of(1, 0),
+  maskVariant: Uint8Array.of(1, 0),
   flipped: Uint8Array.of(0, 0),
   indices: Int32Array.of(0, 1),
 });

@@ -2,6 +2,7 @@
 import type { Command } from "commander";
 import { registerData } from "./data.ts";
 import { registerDemo } from "./demo.ts";
+import { registerDistill } from "./distill.ts";
 import { registerDoctor } from "./doctor.ts";
 import { registerEmbed } from "./embed.ts";
 import { registerEval } from "./eval.ts";
@@ -16,6 +17,7 @@ import { registerTrain } from "./train.ts";
 export function registerAll(program: Command): void {
   registerData(program);
   registerDemo(program);
+  registerDistill(program);
   registerDoctor(program);
   registerEmbed(program);
   registerEval(program);

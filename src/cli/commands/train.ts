@@ -6,6 +6,7 @@
 import type { Command } from "commander";
 import { SingleBar } from "cli-progress";
 import { isGlobalRankZero } from "../../distributed/index.ts";
+import { openOnnxTeacher } from "../../export/index.ts";
 import { loadConfigFile, train, type TrainEvent } from "../../train/index.ts";
 
 export function registerTrain(program: Command): void {
@@ -46,7 +47,9 @@ export function registerTrain(program: Command): void {
           case "step": {
             const m = e.metrics;
             const fields = {
-              loss: m.loss.toFixed(4),
+              loss:
+                m.loss.toFixed(4) +
+                (m.distill !== undefined ? ` (ce ${m.ce!.toFixed(4)} distill ${m.distill.toFixed(4)})` : ""),
               lr: m.lr.toExponential(2),
               ips: m.imagesPerSec.toFixed(0),
             };
@@ -88,7 +91,12 @@ export function registerTrain(program: Command): void {
       process.once("SIGINT", onInterrupt);
       let r: Awaited<ReturnType<typeof train>>;
       try {
-        r = await train(cfg, { resume: o.resume ?? false, onEvent, signal: stop.signal });
+        r = await train(cfg, {
+          resume: o.resume ?? false,
+          onEvent,
+          signal: stop.signal,
+          onnxTeacher: openOnnxTeacher,
+        });
       } finally {
         process.off("SIGINT", onInterrupt);
       }
