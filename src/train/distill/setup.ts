@@ -37,6 +37,7 @@ export class Distillation {
       datasetIdentity: datasetIdentity(dataset),
       datasetSource: dataset.source,
       teacherSha256: T.sha256File(teacherWeightsFile(this.cfg.teacher)),
+      teacherSource: this.cfg.teacher,
       imageSize: d.imageSize,
       jpegMode: d.jpegMode,
       maskTiles: DEFAULT_MASK_TILES,

@@ -59,8 +59,9 @@ export function rowInRecord(a: StoreAugment, flip: boolean, variant: number): nu
 }
 
 /**
- * sha256 over what defines a dataset's samples in order: each one's locator (a .rec key and
- * offset, i.e. its index; an image's path relative to the dataset and its label).
+ * sha256 over what defines a dataset's samples in order, without reading the images: a .rec's
+ * index (each record's key and offset); an image's path relative to the dataset, its label and
+ * its size in bytes.
  */
 export function datasetIdentity(ds: Dataset): string {
   const h = createHash("sha256");
@@ -70,7 +71,9 @@ export function datasetIdentity(ds: Dataset): string {
   for (let i = 0; i < ds.length; i++) {
     const loc = ds.locate(i);
     chunk +=
-      loc.kind === "rec" ? `${loc.key} ${loc.offset}\n` : `${path.relative(root, loc.file)} ${loc.label}\n`;
+      loc.kind === "rec"
+        ? `${loc.key} ${loc.offset}\n`
+        : `${path.relative(root, loc.file)} ${loc.label} ${fs.statSync(loc.file).size}\n`;
     if (chunk.length > 1 << 16) {
       h.update(chunk);
       chunk = "";
@@ -89,6 +92,7 @@ export interface StoreExpectation {
   datasetIdentity: string;
   datasetSource: string;
   teacherSha256: string;
+  teacherSource: string;
   imageSize: number;
   jpegMode: JpegMode;
   maskTiles: number;
@@ -145,7 +149,7 @@ export class FeatureStore {
         "teacher.sha256",
         m.teacher.sha256,
         expect.teacherSha256,
-        `written by ${m.teacher.source}, not distill.teacher`,
+        `written by ${m.teacher.source}, not distill.teacher ${expect.teacherSource}`,
       );
     const a = m.augment;
     if (a.imageSize !== expect.imageSize)
