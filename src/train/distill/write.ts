@@ -155,7 +155,8 @@ async function writePart(
   fs.ftruncateSync(fd, have * recordBytes);
   const B = o.batchSize ?? 64;
   const loader = await DataLoader.open(ds, {
-    batchSize: B,
+    // Only decodeRecords is used: the sampler's batch must merely fit the dataset.
+    batchSize: Math.min(B, ds.length),
     workers: o.workers ?? 2,
     imageSize: a.imageSize,
     jpegMode: a.jpegMode,
