@@ -97,7 +97,7 @@ for (const [teacherD, M] of [
       if (P) close(dist.grads[1]!, gz.transpose(0, 1).matmul(s), "projection gradient");
       // The outcome: loss = ce + λ·distill, with the same ce as without distillation.
       const o = dist.outcome;
-      assert.ok(Math.abs(o.ce - plain.outcome.ce) < 1e-5);
+      assert.ok(Math.abs(o.parts.ce! - plain.outcome.parts.ce!) < 1e-5);
       const expected = z
         .div(z.norm(2, 1, true))
         .sub(t.div(t.norm(2, 1, true)))
@@ -105,8 +105,8 @@ for (const [teacherD, M] of [
         .sum(1)
         .mean()
         .item();
-      assert.ok(Math.abs(o.distill! - expected) < 1e-5, `distill ${o.distill} vs ${expected}`);
-      assert.ok(Math.abs(o.loss - (o.ce + lambda * o.distill!)) < 1e-4);
+      assert.ok(Math.abs(o.parts.distill! - expected) < 1e-5, `distill ${o.parts.distill} vs ${expected}`);
+      assert.ok(Math.abs(o.loss - (o.parts.ce! + lambda * o.parts.distill!)) < 1e-4);
     });
   });
 }
