@@ -1,14 +1,17 @@
 // Distillation inside the step: the gradient the step adds for CE + λ·mean‖t/‖t‖ − s/‖s‖‖² is the
 // closed form −(2λ/N)/‖z‖·(t̂ − ẑ(ẑ·t̂)) per row z (the student's embedding, or its projection),
-// with and without a projection, in one micro-batch and in two.
+// with and without a projection, in one micro-batch and in two; and on 2 ranks as on one.
 import { test } from "node:test";
 import assert from "node:assert/strict";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
 import * as T from "../../src/torch/index.ts";
 import { Linear } from "../../src/nn/index.ts";
 import { SGD } from "../../src/optim/index.ts";
 import { ProcessGroup } from "../../src/distributed/index.ts";
 import { PartialFC } from "../../src/head/index.ts";
 import { DistillTerm, TrainStep } from "../../src/train/index.ts";
+import { runRanks } from "../helpers/ranks.ts";
 
 const N = 6;
 const IN = 5;
@@ -136,4 +139,17 @@ test("the step refuses a batch without the teacher's embeddings when distilling,
     );
     assert.throws(() => make().run(x, y, T.randn([N, D])), /no distillation configured/);
   });
+});
+
+test("on 2 ranks, each distilling its own slice equals one process on the whole batch", async () => {
+  const lines = await runRanks<{ rank: number; backboneRel: number; headRel: number; lossRel: number }>(
+    2,
+    path.join(path.dirname(fileURLToPath(import.meta.url)), "worker-distill-dp.ts"),
+  );
+  assert.equal(lines.length, 2);
+  for (const l of lines) {
+    assert.ok(l.lossRel <= 1e-5, `rank ${l.rank}: loss rel ${l.lossRel}`);
+    assert.ok(l.backboneRel <= 1e-5, `rank ${l.rank}: backbone and projection rel ${l.backboneRel}`);
+    assert.ok(l.headRel <= 1e-5, `rank ${l.rank}: head rel ${l.headRel}`);
+  }
 });
