@@ -1,5 +1,16 @@
-// Evaluation: exact TPR@FPR over all pairs (masked/unmasked subsets), .bin verification sets,
-// reports. See docs/eval.md.
+// Evaluation: embedding extraction, exact TPR@FPR over all pairs (masked/unmasked subsets), .bin
+// verification sets, reports. See docs/eval.md.
+export {
+  OnnxEmbedder,
+  TorchEmbedder,
+  embedDataset,
+  embedToFiles,
+  openEmbedder,
+  type Embedder,
+  type EmbedOptions,
+  type EmbedProgress,
+  type Embeddings,
+} from "./embed.ts";
 export {
   evaluatePairs,
   DEFAULT_FPRS,

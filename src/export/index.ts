@@ -1,5 +1,5 @@
-// Export and inference: BatchNorm folding (src/models), the ONNX writer, verification in
-// onnxruntime-node, the MFR challenge's submission rules, and embedding extraction.
+// Export: BatchNorm folding (src/models), the ONNX writer, verification in onnxruntime-node, the
+// MFR challenge's submission rules. (Embedding extraction is src/eval's.)
 export {
   DEFAULT_OPSET,
   OPSET_RANGE,
@@ -33,17 +33,6 @@ export {
   type ExportReport,
 } from "./export-checkpoint.ts";
 export { OnnxSession, type GraphOptimization, type SessionOptions } from "./runtime.ts";
-export {
-  OnnxEmbedder,
-  TorchEmbedder,
-  embedDataset,
-  embedToFiles,
-  openEmbedder,
-  type Embedder,
-  type EmbedOptions,
-  type EmbedProgress,
-  type Embeddings,
-} from "./embed.ts";
 export {
   openImageSource,
   readImages,

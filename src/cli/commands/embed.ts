@@ -3,7 +3,7 @@
 import type { Command } from "commander";
 import { SingleBar } from "cli-progress";
 import type { BackboneDescriptor } from "../../models/index.ts";
-import { embedToFiles, openEmbedder } from "../../export/index.ts";
+import { embedToFiles, openEmbedder } from "../../eval/index.ts";
 import { integer, numberAbove } from "../flags.ts";
 
 /** --backbone/--width/--features as a loader hint (only the flags given). */

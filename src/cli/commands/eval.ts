@@ -3,9 +3,10 @@
 import type { Command } from "commander";
 import { ProcessGroup, placementFromEnv } from "../../distributed/index.ts";
 import * as T from "../../torch/index.ts";
-import { embedDataset, openEmbedder } from "../../export/index.ts";
 import {
   DEFAULT_FPRS,
+  embedDataset,
+  openEmbedder,
   type GemmKind,
   type PairEvalInput,
   evaluatePairs,

@@ -1,6 +1,7 @@
 // Embedding extraction: a model (an exported .onnx run by onnxruntime-node, or a checkpoint run by
 // libtorch in eval mode) over every image of a dataset, in order, batch by batch. The result feeds
-// `mfr eval`; embeddings are written as the model returns them (eval normalises rows itself).
+// the pair evaluation; embeddings are written as the model returns them (it normalises rows itself).
+// src/export provides the ONNX session and the images it reads (the same ones its check runs on).
 import { existsSync } from "node:fs";
 import * as T from "../torch/index.ts";
 import {
@@ -10,9 +11,15 @@ import {
   loadBackboneCheckpoint,
 } from "../models/index.ts";
 import type { Dataset } from "../data/index.ts";
-import { IMAGE_FLOATS, flipImages, openImageSource, readImages } from "./images.ts";
+import {
+  IMAGE_FLOATS,
+  OnnxSession,
+  type SessionOptions,
+  flipImages,
+  openImageSource,
+  readImages,
+} from "../export/index.ts";
 import { NpyStreamWriter } from "./npy-stream.ts";
-import { OnnxSession, type SessionOptions } from "./runtime.ts";
 
 /** Something that turns [n, 3, 112, 112] normalised faces into [n, D] embeddings. */
 export interface Embedder {

@@ -13,16 +13,18 @@ import { loadBackboneCheckpoint } from "../../src/models/index.ts";
 import {
   OnnxEmbedder,
   TorchEmbedder,
-  compareEmbeddings,
   embedDataset,
   embedToFiles,
+} from "../../src/eval/index.ts";
+import {
+  compareEmbeddings,
   exportCheckpoint,
   flipImages,
   mfrForward,
   openImageSource,
   readImages,
 } from "../../src/export/index.ts";
-import { mfrOk, tinyCheckpoint } from "./helpers.ts";
+import { mfrOk, tinyCheckpoint } from "../export/helpers.ts";
 
 let dir = "";
 let faces = "";
