@@ -8,7 +8,6 @@ export {
   backboneToOnnx,
   checkOpset,
   exportMetadata,
-  mfrVersion,
   parseBatch,
   type BatchSpec,
   type OnnxExportOptions,

@@ -31,3 +31,5 @@ export {
 } from "./checkpoint.ts";
 export { train, type TrainEvent, type TrainOptions, type TrainResult, type StepMetrics } from "./trainer.ts";
 export { Verifier, type VerifyResult } from "./verify.ts";
+export { memoryPlan, activationElements, type MemoryPlan, type PlanRow } from "./memory-plan.ts";
+export { runInfo, writeRunInfo, gitCommit, type RunInfo } from "./run-info.ts";

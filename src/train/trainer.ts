@@ -25,6 +25,7 @@ import { type AnyOptimizer, type ParamGroups, TrainStep } from "./step.ts";
 import { checkBatchLabels } from "./labels.ts";
 import { stopAgreed } from "./interrupt.ts";
 import { type VerifyResult, Verifier } from "./verify.ts";
+import { runInfo, writeRunInfo } from "./run-info.ts";
 import {
   checkpointToResume,
   intactCheckpointHint,
@@ -219,8 +220,10 @@ async function trainWith(
 
   let startStep = 0;
   const metricsFile = path.join(cfg.runDir, rank === 0 ? "metrics.jsonl" : `metrics-rank${rank}.jsonl`);
+  let resumedFrom: string | undefined;
   if (o.resume) {
     const dir = checkpointToResume(cfg.runDir, o.resume);
+    resumedFrom = dir;
     let loaded: ReturnType<typeof loadCheckpoint>;
     try {
       loaded = loadCheckpoint(group, dir, state());
@@ -236,6 +239,7 @@ async function trainWith(
     // A different world size has no per-rank RNG to restore: reseed from the step.
     if (!loaded.rank) T.manualSeed(cfg.seed * 7919 + 1 + rank + startStep * 104729);
   }
+  if (rank === 0) writeRunInfo(cfg.runDir, runInfo(cfg, { worldSize, device, resumedFrom }));
   emit({
     kind: "start",
     startStep,
