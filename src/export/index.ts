@@ -8,7 +8,6 @@ export {
   backboneToOnnx,
   checkOpset,
   exportMetadata,
-  mfrVersion,
   parseBatch,
   type BatchSpec,
   type OnnxExportOptions,
@@ -41,4 +40,3 @@ export {
   flipImages,
   IMAGE_FLOATS,
 } from "./images.ts";
-export { openOnnxTeacher, type OnnxTeacher } from "./teacher.ts";

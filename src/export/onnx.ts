@@ -1,6 +1,6 @@
 // A backbone as an ONNX model: the lowered graph, its input/output signature, opset and IR
 // version, and metadata saying how to feed it (normalisation, layout, size) and what it returns.
-import { readFileSync } from "node:fs";
+import { mfrVersion } from "../torch/index.ts";
 import { type Backbone, type BackboneDescriptor, INPUT_SIZE } from "../models/index.ts";
 import { GraphBuilder, lowerModel } from "./lower.ts";
 import { DataType, type DimMsg, type ModelMsg, encodeModel, irVersionFor } from "./onnx-proto.ts";
@@ -33,14 +33,6 @@ export interface OnnxModelInfo {
   ops: Record<string, number>;
   /** Output shape; "batch" where dynamic. */
   outputShape: (number | string)[];
-}
-
-/** The mfr version written into exported models (package.json's). */
-export function mfrVersion(): string {
-  const pkg = JSON.parse(readFileSync(new URL("../../package.json", import.meta.url), "utf8")) as {
-    version?: string;
-  };
-  return pkg.version ?? "unknown";
 }
 
 /** The metadata every mfr export carries: how to feed the model and what it is. */

@@ -3,6 +3,8 @@ export {
   IBasicBlock,
   INPUT_SIZE,
   iresnetCost,
+  iresnetBlocks,
+  type BlockShape,
   type IResNetOptions,
   type StageBlocks,
 } from "./iresnet.ts";

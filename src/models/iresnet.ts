@@ -214,24 +214,52 @@ function conv3x3(cin: number, cout: number, stride: number): Conv2d {
   return new Conv2d(cin, cout, 3, { stride, padding: 1, bias: false });
 }
 
-/** Parameters and multiply-accumulates of an iResNet at 112×112, without building it. */
-export function iresnetCost(o: IResNetOptions): Cost {
+/** One IR block's shape at 112×112: input channels and side, output channels and side. */
+export interface BlockShape {
+  stage: number;
+  cin: number;
+  planes: number;
+  inSize: number;
+  outSize: number;
+  /** A projected shortcut (1×1 conv + BN): the first block of each stage. */
+  downsample: boolean;
+}
+
+/** The IR blocks of an iResNet in forward order, with their shapes at 112×112. */
+export function iresnetBlocks(o: IResNetOptions): BlockShape[] {
   const ch = stageChannels(o.width ?? 1);
-  const f = o.numFeatures ?? 512;
-  const c = new Cost().conv(3, ch[0]!, 3, INPUT_SIZE).bn(ch[0]!).prelu(ch[0]!);
+  const out: BlockShape[] = [];
   let inplanes = ch[0]!;
   let size = INPUT_SIZE;
   o.blocks.forEach((n, s) => {
     const planes = ch[s]!;
     for (let i = 0; i < n; i++) {
-      const cin = i === 0 ? inplanes : planes;
-      const out = i === 0 ? size / 2 : size;
-      c.bn(cin).conv(cin, planes, 3, size).bn(planes).prelu(planes).conv(planes, planes, 3, out).bn(planes);
-      if (i === 0) c.conv(cin, planes, 1, out).bn(planes);
-      size = out;
+      const first = i === 0;
+      out.push({
+        stage: s,
+        cin: first ? inplanes : planes,
+        planes,
+        inSize: size,
+        outSize: first ? size / 2 : size,
+        downsample: first,
+      });
+      if (first) size /= 2;
     }
     inplanes = planes;
   });
+  return out;
+}
+
+/** Parameters and multiply-accumulates of an iResNet at 112×112, without building it. */
+export function iresnetCost(o: IResNetOptions): Cost {
+  const ch = stageChannels(o.width ?? 1);
+  const f = o.numFeatures ?? 512;
+  const c = new Cost().conv(3, ch[0]!, 3, INPUT_SIZE).bn(ch[0]!).prelu(ch[0]!);
+  for (const b of iresnetBlocks(o)) {
+    c.bn(b.cin).conv(b.cin, b.planes, 3, b.inSize).bn(b.planes).prelu(b.planes);
+    c.conv(b.planes, b.planes, 3, b.outSize).bn(b.planes);
+    if (b.downsample) c.conv(b.cin, b.planes, 1, b.outSize).bn(b.planes);
+  }
   return c
     .bn(ch[3]!)
     .linear(ch[3]! * FINAL_SIZE * FINAL_SIZE, f, true)

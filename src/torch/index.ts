@@ -1,5 +1,6 @@
 // mfr's tensor library: the public face of the libtorch addon.
 import { native } from "./native.ts";
+import { readFileSync } from "node:fs";
 import { threadsFromEnv } from "./autograd.ts";
 import { heapTuningEnabled } from "./heap.ts";
 
@@ -33,6 +34,14 @@ export { removeStaleTemps, writeAll, writeAtomic } from "./io/atomic.ts";
 export { readJsonFile, sha256File, verifyChecksums } from "./io/checksums.ts";
 export { checkEnvironment, type Check, type CheckStatus } from "./environment.ts";
 export { unpickle, PickleGlobal, DATA_GLOBALS, type PickleValue, type UnpickleOptions } from "./io/pickle.ts";
+
+/** The mfr version (package.json's), written into exported models and run.json. */
+export function mfrVersion(): string {
+  const pkg = JSON.parse(readFileSync(new URL("../../package.json", import.meta.url), "utf8")) as {
+    version?: string;
+  };
+  return pkg.version ?? "unknown";
+}
 
 /** Facts about the libtorch the addon was built against. */
 export function buildInfo(): { torchVersion: string; cuda: boolean; parallelInfo: string } {

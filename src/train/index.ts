@@ -41,3 +41,5 @@ export {
   type StoreManifest,
 } from "./distill/store.ts";
 export { writeFeatureStore, type WriteFeaturesOptions, type WriteFeaturesResult } from "./distill/write.ts";
+export { memoryPlan, activationElements, type MemoryPlan, type PlanRow } from "./memory-plan.ts";
+export { runInfo, writeRunInfo, gitCommit, type RunInfo } from "./run-info.ts";

@@ -27,6 +27,7 @@ import { stopAgreed } from "./interrupt.ts";
 import { type VerifyResult, Verifier } from "./verify.ts";
 import { Distillation } from "./distill/setup.ts";
 import { type Teacher } from "./distill/teacher.ts";
+import { runInfo, writeRunInfo } from "./run-info.ts";
 import {
   checkpointToResume,
   intactCheckpointHint,
@@ -72,7 +73,7 @@ export interface TrainOptions {
    * checkpoint there when checkpointing is on; the run can then be resumed.
    */
   signal?: AbortSignal;
-  /** Opens an .onnx distillation teacher (src/export's openOnnxTeacher; the CLI passes it). */
+  /** Opens an .onnx distillation teacher (src/eval's openOnnxTeacher; the CLI passes it). */
   onnxTeacher?: (file: string) => Promise<Teacher>;
 }
 
@@ -240,8 +241,10 @@ async function trainWith(
 
   let startStep = 0;
   const metricsFile = path.join(cfg.runDir, rank === 0 ? "metrics.jsonl" : `metrics-rank${rank}.jsonl`);
+  let resumedFrom: string | undefined;
   if (o.resume) {
     const dir = checkpointToResume(cfg.runDir, o.resume);
+    resumedFrom = dir;
     let loaded: ReturnType<typeof loadCheckpoint>;
     try {
       loaded = loadCheckpoint(group, dir, state());
@@ -257,6 +260,7 @@ async function trainWith(
     // A different world size has no per-rank RNG to restore: reseed from the step.
     if (!loaded.rank) T.manualSeed(cfg.seed * 7919 + 1 + rank + startStep * 104729);
   }
+  if (rank === 0) writeRunInfo(cfg.runDir, runInfo(cfg, { worldSize, device, resumedFrom }));
   emit({
     kind: "start",
     startStep,

@@ -7,15 +7,47 @@ import { DEFAULT_BUCKET_CAP_MB, DEFAULT_TIMEOUT_S } from "../../src/distributed/
 import base from "../../configs/base.ts";
 import demo from "../../configs/demo.ts";
 import partialFc from "../../configs/partial-fc.ts";
-import r240 from "../../configs/r240.ts";
+import r240 from "../../configs/webface42m_r240.ts";
+import r100 from "../../configs/webface42m_r100.ts";
+import r600 from "../../configs/webface42m_r600_teacher.ts";
+import r1200 from "../../configs/webface42m_r1200_teacher.ts";
 
 test("presets are valid and derived from base", () => {
-  for (const c of [base, demo, partialFc, r240]) parseConfig(c);
+  for (const c of [base, demo, partialFc, r240, r100, r600, r1200]) parseConfig(c);
   const big = parseConfig(r240);
   assert.deepEqual(
-    [big.model.backbone, big.train.zero, big.train.checkpoint, big.data.batchSize],
-    ["r240", 2, { every: 1 }, 256],
+    [big.model.backbone, big.train.checkpoint, big.train.microBatches, big.train.amp, big.data.batchSize],
+    ["r240", { every: 1 }, 2, "fp16", 256],
   );
+  // The entry's recipe: CosFace s 64 m 0.4 on every class, LARS 0.01, weight decay 5e-4, masks on 35%.
+  assert.deepEqual(
+    [
+      big.head.margin,
+      big.head.sampleRate,
+      big.optim.name,
+      big.optim.lr,
+      big.optim.weightDecay,
+      big.data.maskProb,
+    ],
+    ["cosface", 1, "lars", 0.01, 5e-4, 0.35],
+  );
+  // The teachers are that recipe on another backbone, nothing else.
+  for (const [t, backbone] of [
+    [r600, "r600"],
+    [r1200, "r1200"],
+  ] as const) {
+    const c = parseConfig(t);
+    assert.deepEqual({ ...c, runDir: big.runDir, model: big.model }, big);
+    assert.equal(c.model.backbone, backbone);
+    assert.notEqual(c.runDir, big.runDir);
+  }
+  // arcface_torch's wf42m_pfc02_r100: SGD 0.1 poly, Partial FC 0.2, batch 128, fp16, no masks.
+  const af = parseConfig(r100);
+  assert.deepEqual(
+    [af.model.backbone, af.optim.name, af.optim.lr, af.optim.decay, af.head.sampleRate, af.data.batchSize],
+    ["r100", "sgd", 0.1, "poly", 0.2, 128],
+  );
+  assert.deepEqual([af.train.amp, af.data.maskProb, af.steps], ["fp16", 0, 829580]);
   assert.equal(parseConfig(partialFc).head.sampleRate, 0.1);
   assert.equal(parseConfig(partialFc).head.numClasses, 2059906);
 });

@@ -12,12 +12,7 @@ import { DataLoader, synthesizeDataset } from "../../src/data/index.ts";
 import { batchToTensors } from "../../src/data/tensors.ts";
 import { ProcessGroup } from "../../src/distributed/index.ts";
 import { buildBackbone } from "../../src/models/index.ts";
-import {
-  evaluatePairs,
-  loadVerificationSet,
-  singleProcess,
-  verifySet,
-} from "../../src/eval/index.ts";
+import { evaluatePairs, loadVerificationSet, singleProcess, verifySet } from "../../src/eval/index.ts";
 import { type TrainEvent, Verifier, parseConfig, train } from "../../src/train/index.ts";
 import { writeBinSet } from "../helpers/bin-set.ts";
 import { simulatedGroup } from "../helpers/collectives.ts";
