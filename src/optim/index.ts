@@ -2,6 +2,7 @@ export { Optimizer, type ParamGroup, type OptimizerStateDict } from "./optimizer
 export { SGD, type SGDOptions } from "./sgd.ts";
 export { AdamW, type AdamWOptions } from "./adamw.ts";
 export { LARS, type LARSOptions } from "./lars.ts";
+export { wholeLayers, type LayerLayout, type Stretch } from "./layout.ts";
 export { LRScheduler, lrFactor, linearScaledLr, type Decay, type ScheduleOptions } from "./schedule.ts";
 export { clipGradNorm } from "./clip.ts";
 export { decayGroups } from "./groups.ts";

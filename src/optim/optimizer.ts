@@ -2,6 +2,7 @@
 // tensors, and a plain state dict (tensors by "state.<index>.<name>" plus JSON-able numbers) so
 // optimizer state saves and restores bit-exactly through safetensors.
 import { type Tensor, noGrad } from "../torch/index.ts";
+import { type LayerLayout } from "./layout.ts";
 
 export interface ParamGroup<H> {
   params: Tensor[];
@@ -62,6 +63,12 @@ export abstract class Optimizer<H extends Record<string, number | boolean>> {
 
   /** One parameter's update; `state` tensors it creates must be kept (Tensor.keep). */
   protected abstract update(p: Tensor, grad: Tensor, state: Map<string, Tensor>, h: H, step: number): void;
+
+  /**
+   * Tells the optimizer that its parameters are parts of layers held across ranks (ZeRO's
+   * pieces). Element-wise rules need nothing of it; LARS takes its norms over whole layers.
+   */
+  useLayout(_layout: LayerLayout): void {}
 
   zeroGrad(): void {
     for (const g of this.groups) for (const p of g.params) p.grad = undefined;

@@ -6,8 +6,9 @@
 // into W equal pieces, rank r owning piece r of every bucket. The parameters are moved into one
 // flat buffer per bucket (each becomes a view of it, as FSDP's flat parameters), so rank r's piece
 // is a view too: the wrapped optimizer updates the parameters' own memory, with no second copy of
-// the weights. Only element-wise rules (SGD, AdamW) are exact on pieces: LARS's per-layer trust
-// ratio would need whole layers.
+// the weights. Element-wise rules (SGD, AdamW) are exact on pieces as they are; a layer-wise rule
+// (LARS) gets the pieces' layout (`useLayout`) and completes its per-layer norms with one small
+// all-reduce per step.
 //
 // A step (after backward):
 //   stage 1  gradients were all-reduced as usual; each rank copies out its pieces;
@@ -21,6 +22,7 @@
 import * as T from "../torch/index.ts";
 import { type Tensor } from "../torch/index.ts";
 import { DEFAULT_BUCKET_CAP_MB, type ProcessGroup, wireDtype } from "../distributed/index.ts";
+import { type LayerLayout, type Stretch } from "./layout.ts";
 import { type Optimizer, type OptimizerStateDict } from "./optimizer.ts";
 
 type Hyper = { lr: number } & Record<string, number | boolean>;
@@ -127,6 +129,25 @@ export class ZeroOptimizer {
         options: g.options,
       })),
     );
+    this.inner.useLayout(this.#layout());
+  }
+
+  /** Every parameter a layer; each piece's stretches of them (the padding belongs to none). */
+  #layout(): LayerLayout {
+    const params = this.#buckets.flatMap((b) => b.params);
+    const index = new Map(params.map((p, i) => [p, i]));
+    const stretches = new Map<Tensor, Stretch[]>();
+    for (const b of this.#buckets) {
+      const [lo, hi] = this.#ownRange(b);
+      const own: Stretch[] = [];
+      this.#pieces(b, lo, hi, (p, _at, into, len) => own.push({ layer: index.get(p)!, at: into, len }));
+      stretches.set(b.shard, own);
+    }
+    return {
+      ndims: params.map((p) => p.ndim),
+      stretches: (p) => stretches.get(p) ?? [],
+      allReduce: (t) => this.group.allReduce([t]).wait(),
+    };
   }
 
   get stage(): 1 | 2 {

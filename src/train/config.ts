@@ -102,14 +102,33 @@ export const TrainConfigSchema = z
       .prefault({}),
     optim: z
       .object({
-        /** sgd (arcface_torch), adamw, or lars (the challenge's large batches; not with ZeRO). */
+        /** sgd (arcface_torch), adamw, or lars (the challenge's large batches; with ZeRO too). */
         name: z.enum(OPTIMIZERS).default("sgd"),
         /** Base rate of the backbone and head (SGD, momentum 0.9, as arcface_torch). */
         lr: z.number().positive().default(0.1),
+        /**
+         * Linear scaling: `lr` is the rate for a global batch of this many images, and the run uses
+         * lr × (data.batchSize × world size) / referenceBatch. Unset: `lr` as given.
+         */
+        referenceBatch: z.number().int().positive().optional(),
         momentum: z.number().min(0).max(1).default(0.9),
         weightDecay: z.number().nonnegative().default(5e-4),
+        /** Linear warm-up from lr/warmupSteps to lr, before any decay. */
         warmupSteps: z.number().int().nonnegative().default(0),
-        decay: z.enum(["poly", "cosine", "constant"]).default("poly"),
+        /** After warm-up: poly (power 2), cosine or constant to `steps`; or × gamma at each milestone. */
+        decay: z
+          .union([
+            z.enum(["poly", "cosine", "constant"]),
+            z
+              .object({
+                name: z.literal("multistep"),
+                /** Steps (as `steps` and `warmupSteps` count) at which the rate is multiplied by gamma. */
+                milestones: z.array(z.number().int().positive()).min(1),
+                gamma: z.number().gt(0).lt(1).default(0.1),
+              })
+              .strict(),
+          ])
+          .default("poly"),
         /** Backbone gradient norm clip (arcface_torch: 5); 0 = off. */
         clipNorm: z.number().nonnegative().default(5),
       })
@@ -210,12 +229,16 @@ export const TrainConfigSchema = z
         message: `${c.train.microBatches} micro-batches do not divide data.batchSize ${c.data.batchSize}`,
       });
     }
-    if (c.train.zero > 0 && c.optim.name === "lars") {
-      ctx.addIssue({
-        code: "custom",
-        path: ["train", "zero"],
-        message: "ZeRO shards parameters element-wise; LARS needs whole layers (use sgd or adamw)",
-      });
+    if (typeof c.optim.decay === "object") {
+      const ms = c.optim.decay.milestones;
+      const bad = (message: string): void =>
+        ctx.addIssue({ code: "custom", path: ["optim", "decay", "milestones"], message });
+      if (ms.some((m, i) => i > 0 && m <= ms[i - 1]!)) bad(`[${ms.join(", ")}] must increase`);
+      else if (ms[0]! <= c.optim.warmupSteps)
+        bad(
+          `${ms[0]} falls in the warm-up (optim.warmupSteps ${c.optim.warmupSteps}); a milestone comes after it`,
+        );
+      else if (ms.at(-1)! >= c.steps) bad(`${ms.at(-1)} is not before the run's end (steps ${c.steps})`);
     }
     if (c.distill?.mode === "features" && c.distill.store === undefined) {
       ctx.addIssue({

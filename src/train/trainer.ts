@@ -10,7 +10,7 @@ import { ProcessGroup, placementFromEnv } from "../distributed/index.ts";
 import { PartialFC } from "../head/index.ts";
 import { MARGIN_PRESETS } from "../losses/index.ts";
 import { type Backbone, buildBackbone } from "../models/index.ts";
-import { AdamW, LARS, LRScheduler, SGD, type ScheduleOptions } from "../optim/index.ts";
+import { LRScheduler } from "../optim/index.ts";
 import { type Batch, DataLoader, openDataset } from "../data/index.ts";
 import { prefetchToDevice } from "../data/tensors.ts";
 import { type TrainConfig } from "./config.ts";
@@ -21,7 +21,8 @@ import {
   pruneCheckpoints,
   saveCheckpoint,
 } from "./checkpoint.ts";
-import { type AnyOptimizer, type ParamGroups, TrainStep } from "./step.ts";
+import { TrainStep } from "./step.ts";
+import { baseLr, headOptimizer, optimizerFactory, scheduleOptions } from "./optim-config.ts";
 import { checkBatchLabels } from "./labels.ts";
 import { stopAgreed } from "./interrupt.ts";
 import { type VerifyResult, Verifier } from "./verify.ts";
@@ -51,7 +52,16 @@ export interface StepMetrics {
 }
 
 export type TrainEvent =
-  | { kind: "start"; startStep: number; steps: number; worldSize: number; numClasses: number; params: number }
+  | {
+      kind: "start";
+      startStep: number;
+      steps: number;
+      worldSize: number;
+      numClasses: number;
+      params: number;
+      /** The base learning rate (after linear scaling), before warm-up and decay. */
+      lr: number;
+    }
   | { kind: "step"; metrics: StepMetrics }
   | ({ kind: "verify"; step: number } & VerifyResult)
   | { kind: "checkpoint"; step: number; dir: string }
@@ -198,8 +208,9 @@ async function trainWith(
   });
   // One optimizer for the replicated backbone (or, with ZeRO, for this rank's pieces of it) and
   // one for this rank's head shard (its state is sharded with it). Same schedule, per iteration.
-  const makeOptimizer = optimizerFactory(cfg.optim);
-  const headOpt = makeOptimizer([{ params: [head.weight] }]);
+  const lr = baseLr(cfg, worldSize);
+  const makeOptimizer = optimizerFactory(cfg.optim, lr);
+  const headOpt = headOptimizer(makeOptimizer, group, head.weight);
   const ls = cfg.train.lossScale;
   const stepper = new TrainStep(
     group,
@@ -224,11 +235,7 @@ async function trainWith(
   stepper.broadcastFromRoot(backbone.namedBuffers().map(([, b]) => b));
   // Per-rank randomness (Partial FC negatives, dropout) from here on.
   T.manualSeed(cfg.seed * 7919 + 1 + rank);
-  const schedule: ScheduleOptions = {
-    warmupIters: Math.min(cfg.optim.warmupSteps, cfg.steps - 1),
-    totalIters: cfg.steps,
-    decay: { kind: cfg.optim.decay },
-  };
+  const schedule = scheduleOptions(cfg);
   const schedules = [new LRScheduler(stepper.sync.optimizer, schedule), new LRScheduler(headOpt, schedule)];
   const state = (): TrainState => ({
     backbone,
@@ -268,6 +275,7 @@ async function trainWith(
     worldSize,
     numClasses,
     params: backbone.numParameters(),
+    lr,
   });
 
   // Sets are read before the first step, so a bad path fails now and not hours in.
@@ -357,17 +365,4 @@ async function trainWith(
     head.dispose();
   }
   return { losses, startStep, backbone, ...(interruptedAt !== undefined ? { interruptedAt } : {}) };
-}
-
-/** The configured optimizer over some parameter groups (the backbone's, its ZeRO pieces, the head's). */
-function optimizerFactory(o: TrainConfig["optim"]): (groups: ParamGroups) => AnyOptimizer {
-  const wd = o.weightDecay;
-  switch (o.name) {
-    case "sgd":
-      return (g) => new SGD(g, { lr: o.lr, momentum: o.momentum, weightDecay: wd }) as AnyOptimizer;
-    case "adamw":
-      return (g) => new AdamW(g, { lr: o.lr, weightDecay: wd }) as AnyOptimizer;
-    case "lars":
-      return (g) => new LARS(g, { lr: o.lr, momentum: o.momentum, weightDecay: wd }) as AnyOptimizer;
-  }
 }

@@ -6,6 +6,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import * as T from "../../src/torch/index.ts";
+import { BatchNorm1d, Linear, PReLU, Sequential } from "../../src/nn/index.ts";
 import {
   AdamW,
   LARS,
@@ -131,6 +132,33 @@ test("LARS: trust ratio η‖w‖/‖g + λw‖ on weights; biases and BN plain 
   const v = f64([3, 4]);
   drive(new LARS([v], { lr: 1, momentum: 0, trustCoefficient: 0.1, excludeBnAndBias: false }), v, [[0, 10]]);
   close(v.toArray(), [3, 4 - 0.5], "1-D adapted");
+});
+
+test("LARS exempts BatchNorm γ/β, every bias and PReLU slopes: SGD with momentum, no weight decay", () => {
+  T.manualSeed(3);
+  const net = new Sequential(new Linear(4, 5), new BatchNorm1d(5), new PReLU(5), new Linear(5, 2));
+  const named = net.namedParameters();
+  const twins = named.map(([, p]) => p.clone().requiresGrad_().keep());
+  const lars = new LARS(
+    named.map(([, p]) => p),
+    { lr: 0.3, momentum: 0.9, weightDecay: 0.1, trustCoefficient: 0.01 },
+  );
+  const sgd = new SGD(twins, { lr: 0.3, momentum: 0.9 });
+  for (let k = 0; k < 2; k++) {
+    named.forEach(([, p], i) => {
+      const g = T.randn(p.shape);
+      p.grad = g;
+      twins[i]!.grad = g.clone();
+    });
+    lars.step();
+    sgd.step();
+  }
+  const same = named.filter(([, p], i) => T.scope(() => p.sub(twins[i]!).abs().max().item()) === 0);
+  assert.deepEqual(
+    same.map(([k]) => k),
+    ["0.bias", "1.weight", "1.bias", "2.weight", "3.bias"],
+  );
+  net.dispose();
 });
 
 test("decayGroups keeps weight decay off 1-D and frozen parameters", () => {

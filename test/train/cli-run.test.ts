@@ -1,6 +1,7 @@
 // `mfr train` as users run it, on inputs that used to train wrongly or stop silently: labels past
 // head.numClasses, --resume with nothing to resume, damaged or edited checkpoints (the error names
-// the intact one to resume from), metrics logged twice after a resume, temporary files a kill left.
+// the intact one to resume from), metrics logged twice after a resume, temporary files a kill left;
+// and the optim keys (LARS with ZeRO, linear scaling, multistep) through the command line.
 import { before, test } from "node:test";
 import assert from "node:assert/strict";
 import fs from "node:fs";
@@ -114,4 +115,30 @@ test("a checkpoint past the schedule's end is refused, naming the config key", (
   const r = mfrSync("train", tinyTrainConfig(tmp, data, run, { steps: 3 }), "--resume");
   assert.notEqual(r.status, 0);
   assert.match(r.stderr, /step-00000005: step 5 is past the schedule's end \(steps = 3\)/);
+});
+
+test("LARS with ZeRO, linear scaling and multistep decay train; the rate used is printed and logged", () => {
+  const run = path.join(tmp, "lars");
+  const optim = {
+    name: "lars",
+    lr: 0.4,
+    referenceBatch: 16,
+    warmupSteps: 2,
+    decay: { name: "multistep", milestones: [3], gamma: 0.5 },
+  };
+  const cfg = tinyTrainConfig(tmp, data, run, { optim, train: { zero: 1 }, checkpointEvery: 0 });
+  const r = mfrSync("train", cfg);
+  assert.equal(r.status, 0, r.stderr);
+  // One rank of batch 4: 0.4 × 4 / 16 = 0.1; warm-up 0.05, 0.1; × 0.5 from step index 3.
+  assert.match(r.stderr, /lr 0\.1 \(optim\.lr 0\.4 × global batch 4 \/ optim\.referenceBatch 16\)/);
+  const logged = fs
+    .readFileSync(path.join(run, "metrics.jsonl"), "utf8")
+    .trim()
+    .split("\n")
+    .map((l) => JSON.parse(l) as { lr: number; loss: number });
+  assert.deepEqual(
+    logged.map((m) => m.lr),
+    [0.05, 0.1, 0.1, 0.05],
+  );
+  assert.ok(logged.every((m) => Number.isFinite(m.loss)));
 });

@@ -90,10 +90,6 @@ test("peak-memory switches: defaults, and bad combinations name the key", () => 
     () => parseConfig({ ...base, train: { microBatches: 3 } }),
     /train\.microBatches: 3 micro-batches do not divide data\.batchSize 256/,
   );
-  assert.throws(
-    () => parseConfig({ ...base, optim: { ...base.optim, name: "lars" }, train: { zero: 1 } }),
-    /train\.zero: ZeRO shards parameters element-wise; LARS needs whole layers/,
-  );
   assert.throws(() => parseConfig({ ...base, train: { zero: 3 } }), /train\.zero/);
   // Gloo has no bf16 all-reduce: refused when the config is read, not at the first step.
   assert.throws(

@@ -109,7 +109,10 @@ export function registerTrain(program: Command): void {
           case "start":
             console.error(
               `mfr train: ${e.worldSize} rank(s), ${e.numClasses} classes, ${(e.params / 1e6).toFixed(2)} M backbone parameters, ` +
-                `steps ${e.startStep}..${e.steps}${e.startStep ? " (resumed)" : ""}`,
+                `steps ${e.startStep}..${e.steps}${e.startStep ? " (resumed)" : ""}, lr ${e.lr}` +
+                (cfg.optim.referenceBatch === undefined
+                  ? ""
+                  : ` (optim.lr ${cfg.optim.lr} × global batch ${cfg.data.batchSize * e.worldSize} / optim.referenceBatch ${cfg.optim.referenceBatch})`),
             );
             bar?.start(e.steps, e.startStep, { loss: "-", lr: "-", ips: "-" });
             break;
