@@ -96,7 +96,6 @@ export class DataParallel {
           return g;
         });
         let flat = T.cat(grads.map((g) => g.flatten()));
-        for (const g of grads) g.dispose();
         const wire = wireDtype(this.o.compress, this.group);
         if (wire !== "f32") {
           const c = flat.to(wire);
@@ -120,11 +119,9 @@ export class DataParallel {
         flat.dispose();
         let offset = 0;
         for (const p of members) {
-          const g = p.grad!;
           const part = mean.narrow(0, offset, p.numel).view(...p.shape);
-          g.copy_(part);
+          p.grad!.copy_(part);
           part.dispose();
-          g.dispose();
           offset += p.numel;
         }
         mean.dispose();

@@ -41,11 +41,9 @@ export function processGroupCollectives(group: ProcessGroup, device = "cpu"): Co
     rank: group.rank,
     worldSize: group.worldSize,
     async allReduceSum(data: Float64Array): Promise<Float64Array> {
-      const t = put(data);
+      using t = put(data);
       await group.allReduce([t], "sum").waitAsync();
-      const out = read<Float64Array>(t);
-      t.dispose();
-      return out;
+      return read<Float64Array>(t);
     },
     async allGather(data: Float32Array): Promise<Float32Array[]> {
       const mine = put(Float64Array.of(data.length));

@@ -2,7 +2,8 @@
 // V8 as external memory, views included, and V8 answers ~64 MiB of growth of it with a full
 // (mark-compact) GC: a 16 MiB block of scores seen through half a dozen views cost one every
 // block or two, ~4 ms each, a fifth of the block's GEMM. So intermediate views are freed as soon
-// as the next one exists, not at the end of the block's scope.
+// as the next one exists, not at the end of the block's scope. This is the one documented
+// exception to mfr's tensor idiom (src/torch/scope.ts): the pair evaluation's hot loop only.
 import * as T from "../torch/index.ts";
 
 /** f(t), then t's handle freed (the result may be a view of t: the storage lives on). */

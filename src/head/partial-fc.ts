@@ -142,7 +142,6 @@ export class PartialFC {
         const prev = this.weight.grad;
         if (prev) {
           prev.add_(gw);
-          prev.dispose();
         } else {
           this.weight.grad = gw; // the .grad slot holds its own reference
         }

@@ -35,7 +35,7 @@ export const INIT_BLOCK = 1 << 16;
  * world size, which the reshard and equivalence tests rely on. The global RNG is left untouched.
  */
 export function initialShardWeight(shard: ClassShard, embeddingSize: number, seed: number): T.Tensor {
-  const saved = T.getRngState();
+  using saved = T.getRngState();
   try {
     return T.noGrad(() => {
       const out = T.empty([shard.count, embeddingSize]);
@@ -54,6 +54,5 @@ export function initialShardWeight(shard: ClassShard, embeddingSize: number, see
     });
   } finally {
     T.setRngState(saved);
-    saved.dispose();
   }
 }

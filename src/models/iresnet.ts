@@ -8,6 +8,7 @@ import { type Tensor } from "../torch/index.ts";
 import {
   BatchNorm1d,
   BatchNorm2d,
+  type ChainStep,
   CheckpointTape,
   Conv2d,
   Dropout,
@@ -16,6 +17,7 @@ import {
   Module,
   PReLU,
   Sequential,
+  chain,
   foldIntoFollowingLinear,
   init,
 } from "../nn/index.ts";
@@ -154,7 +156,6 @@ export class IResNet extends Module {
     if (s.length !== 4 || s[1] !== 3 || s[2] !== INPUT_SIZE || s[3] !== INPUT_SIZE) {
       throw new Error(`IResNet: expected input [N, 3, ${INPUT_SIZE}, ${INPUT_SIZE}], got [${s.join(", ")}]`);
     }
-    let h = chain(x, [this.conv1, this.bn1, this.prelu]);
     const segments =
       this.training && T.isGradEnabled()
         ? segmentBlocks(
@@ -162,22 +163,28 @@ export class IResNet extends Module {
             this.checkpoint,
           )
         : [];
-    if (segments.length > 0) {
-      for (const seg of segments)
-        h = replaceBy(
-          h,
-          this.tape.run(
-            (y) => chain(y, seg),
-            h,
-            seg.flatMap((b) => b.parameters()),
-          ),
-        );
-    } else {
-      for (const st of this.stages) h = replaceBy(h, st.forward(h));
-    }
-    h = replaceBy(h, this.bn2.forward(h));
-    h = replaceBy(h, h.flatten(1));
-    return chain(h, [this.dropout, this.fc, this.features], true);
+    const body: ChainStep[] =
+      segments.length > 0
+        ? segments.map(
+            (seg) => (h: Tensor) =>
+              this.tape.run(
+                (y) => chain(y, seg),
+                h,
+                seg.flatMap((b) => b.parameters()),
+              ),
+          )
+        : this.stages;
+    return chain(x, [
+      this.conv1,
+      this.bn1,
+      this.prelu,
+      ...body,
+      this.bn2,
+      (h) => h.flatten(1),
+      this.dropout,
+      this.fc,
+      this.features,
+    ]);
   }
 
   /** Folds every BatchNorm that directly follows a conv or linear layer (or precedes the FC). */
@@ -192,22 +199,6 @@ export class IResNet extends Module {
     }
     this.features = foldChild(this, "features", this.fc);
   }
-}
-
-/** Runs layers in order, disposing intermediate handles (the graph keeps what it needs). */
-function chain(x: Tensor, layers: readonly Layer[], disposeInput = false): Tensor {
-  let cur = x;
-  for (const l of layers) {
-    const next = l.forward(cur);
-    if (cur !== x || disposeInput) cur.dispose();
-    cur = next;
-  }
-  return cur;
-}
-
-function replaceBy(old: Tensor, next: Tensor): Tensor {
-  old.dispose();
-  return next;
 }
 
 function conv3x3(cin: number, cout: number, stride: number): Conv2d {

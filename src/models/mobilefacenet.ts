@@ -14,6 +14,7 @@ import {
   Module,
   PReLU,
   Sequential,
+  chain,
   init,
 } from "../nn/index.ts";
 import { Cost, foldChild, scaled } from "./common.ts";
@@ -136,12 +137,7 @@ export class MobileFaceNet extends Module {
         `MobileFaceNet: expected input [N, 3, ${INPUT_SIZE}, ${INPUT_SIZE}], got [${s.join(", ")}]`,
       );
     }
-    const a = this.layers.forward(x);
-    const b = this.convSep.forward(a);
-    a.dispose();
-    const out = this.features.forward(b);
-    b.dispose();
-    return out;
+    return chain(x, [this.layers, this.convSep, this.features]);
   }
 
   /** Every BatchNorm here follows a conv or the linear layer, so all of them fold. */

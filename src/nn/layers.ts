@@ -208,12 +208,24 @@ export class Sequential extends Module {
     layers.forEach((l, i) => this.registerModule(String(i), l));
   }
   forward(x: Tensor): Tensor {
-    let cur = x;
-    for (const l of this.layers) {
-      const next = l.forward(cur);
-      if (cur !== x) cur.dispose();
-      cur = next;
-    }
-    return cur;
+    return chain(x, this.layers);
   }
+}
+
+/** A step of `chain`: a layer, or a function of the running tensor (a reshape, a checkpointed run). */
+export type ChainStep = Layer | ((x: Tensor) => Tensor);
+
+/**
+ * Runs the steps in order, dropping each intermediate handle as soon as the next exists (`x`
+ * stays the caller's). Under autograd the graph keeps what backward needs; without it (eval,
+ * embedding) only one activation is alive at a time, where a scope would hold all of them.
+ */
+export function chain(x: Tensor, steps: readonly ChainStep[]): Tensor {
+  let cur = x;
+  for (const s of steps) {
+    const next = typeof s === "function" ? s(cur) : s.forward(cur);
+    if (cur !== x) cur.dispose();
+    cur = next;
+  }
+  return cur;
 }

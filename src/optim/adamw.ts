@@ -35,14 +35,11 @@ export class AdamW extends Optimizer<AdamWOptions> {
     let second = v;
     if (h.amsgrad) {
       const vmax = stateLike(state, "max_exp_avg_sq", p);
-      const next = vmax.maximum(v);
-      vmax.copy_(next);
-      next.dispose();
+      vmax.copy_(vmax.maximum(v));
       second = vmax;
     }
     const denom = second.sqrt().div_(bc2Sqrt).add_(h.eps);
     p.addcdiv_(m, denom, -h.lr / bc1);
-    denom.dispose();
   }
 }
 

@@ -1,7 +1,7 @@
 // Optimizer base: parameter groups with their own hyper-parameters, per-parameter state held as
 // tensors, and a plain state dict (tensors by "state.<index>.<name>" plus JSON-able numbers) so
 // optimizer state saves and restores bit-exactly through safetensors.
-import { type Tensor, noGrad } from "../torch/index.ts";
+import { type Tensor, noGrad, scope } from "../torch/index.ts";
 import { type LayerLayout } from "./layout.ts";
 
 export interface ParamGroup<H> {
@@ -54,14 +54,17 @@ export abstract class Optimizer<H extends Record<string, number | boolean>> {
           }
           const n = (this.stepCount.get(p) ?? 0) + 1;
           this.stepCount.set(p, n);
-          this.update(p, grad, st, g.options, n);
-          grad.dispose();
+          // Each update runs in a scope of its own: its temporaries are freed as it returns.
+          scope(() => this.update(p, grad, st!, g.options, n));
         }
       }
     });
   }
 
-  /** One parameter's update; `state` tensors it creates must be kept (Tensor.keep). */
+  /**
+   * One parameter's update, inside a scope step() opens: temporaries need no freeing, `state`
+   * tensors it creates must be kept (Tensor.keep). `grad` is borrowed (p.grad).
+   */
   protected abstract update(p: Tensor, grad: Tensor, state: Map<string, Tensor>, h: H, step: number): void;
 
   /**
@@ -69,6 +72,12 @@ export abstract class Optimizer<H extends Record<string, number | boolean>> {
    * pieces). Element-wise rules need nothing of it; LARS takes its norms over whole layers.
    */
   useLayout(_layout: LayerLayout): void {}
+
+  /** Frees the optimizer state (momentum, moments). */
+  dispose(): void {
+    for (const st of this.state.values()) for (const t of st.values()) t.dispose();
+    this.state.clear();
+  }
 
   zeroGrad(): void {
     for (const g of this.groups) for (const p of g.params) p.grad = undefined;

@@ -31,16 +31,8 @@ export class SGD extends Optimizer<SGDOptions> {
       } else {
         buf.mul_(h.momentum).add_(d, 1 - h.dampening);
       }
-      if (h.nesterov) {
-        const n = d.add(buf, h.momentum);
-        if (d !== grad) d.dispose();
-        d = n;
-      } else {
-        if (d !== grad) d.dispose();
-        d = buf;
-      }
+      d = h.nesterov ? d.add(buf, h.momentum) : buf;
     }
     p.add_(d, -h.lr);
-    if (d !== grad && d !== state.get("momentum_buffer")) d.dispose();
   }
 }

@@ -283,7 +283,6 @@ export class ZeroOptimizer {
         const total = Math.sqrt(sq.item());
         const coef = maxNorm / (total + 1e-6);
         if (coef < 1) for (const g of grads) g.mul_(coef);
-        for (const g of grads) g.dispose();
         return total;
       }),
     );

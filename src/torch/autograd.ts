@@ -3,7 +3,7 @@
 // the caller's state to the pool thread that runs them.
 import { native } from "./native.ts";
 import { type DType, dtypeCode } from "./dtype.ts";
-import { Tensor } from "./tensor.ts";
+import { Tensor, noteBackward } from "./tensor.ts";
 
 export interface BackwardOptions {
   retainGraph?: boolean;
@@ -16,6 +16,7 @@ export function backward(
   grads?: readonly (Tensor | undefined)[],
   o: BackwardOptions = {},
 ): void {
+  noteBackward();
   native.backward(
     tensors.map((t) => t.native),
     grads?.map((g) => g?.native),

@@ -53,12 +53,8 @@ export function resolveDevice(choice: DeviceChoice, localRank = 0, key = "device
 export function toDevice(t: Tensor, device: string): Tensor {
   if (t.device === device) return t;
   if (deviceKind(device) === "cuda" && t.device === "cpu") {
-    const pinned = wrap(native.call(O.pinMemory, t.native, null));
-    try {
-      return wrap(native.call(O.toDevice, pinned.native, device, native.dtype(t.native), true, false));
-    } finally {
-      pinned.dispose();
-    }
+    using pinned = wrap(native.call(O.pinMemory, t.native, null));
+    return wrap(native.call(O.toDevice, pinned.native, device, native.dtype(t.native), true, false));
   }
   return t.to(device);
 }

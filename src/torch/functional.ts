@@ -143,12 +143,9 @@ export function mseLoss(a: Tensor, b: Tensor, reduction: Reduction = "mean"): Te
 }
 /** x / max(‖x‖_p, eps) along dim, as torch.nn.functional.normalize. */
 export function normalize(x: Tensor, dim = 1, p = 2, eps = 1e-12): Tensor {
-  const n = x.norm(p, dim, true);
-  const c = n.clamp(eps);
-  n.dispose();
-  const out = x.div(c);
-  c.dispose();
-  return out;
+  using n = x.norm(p, dim, true);
+  using c = n.clamp(eps);
+  return x.div(c);
 }
 export function oneHot(labels: Tensor, numClasses: number): Tensor {
   return wrap(native.call(O.oneHot, labels.native, numClasses));

@@ -1,6 +1,14 @@
 // Deterministic memory: every tensor made inside scope(fn) is disposed when fn returns, except
 // those it returns (which pass to the enclosing scope) and those marked keep(). GC finalizers in
 // the addon remain a safety net only: a synchronous loop never lets them run.
+//
+// mfr's one idiom for tensor lifetimes (README, "Using the engine"): the framework opens the
+// scopes (a training step, each optimizer update, checkpoint I/O), code inside them just computes;
+// `using t = …` holds a single temporary outside a scope; scope(fn) a computation with several;
+// nn's chain() drops each activation as the next exists; long-lived tensors are keep()-ed and
+// freed by their owner; `p.grad` is borrowed (never disposed by the caller). Hand-written
+// dispose() only where a scope would hold memory too long, said at the site, and in
+// src/eval/handles.ts, the evaluation's hot loop (its documented exception).
 
 /** What a scope can dispose. Tensor implements it; kept tensors are skipped. */
 export interface Scoped {

@@ -44,6 +44,10 @@ setBatchFree((handles, count) => native.disposeMany(handles, count));
 const pending: Tensor[] = [];
 let flushQueued = false;
 
+// `.grad` hands out one borrowed handle per tensor, freed by the tensor: a backward pass may have
+// written any gradient slot, so each one bumps this and the next access reads the slot again.
+let backwardPasses = 0;
+
 function flushPending(): void {
   flushQueued = false;
   for (const t of pending) t.escapeNow();
@@ -59,6 +63,11 @@ function watchLater(t: Tensor): void {
   }
 }
 
+/** @internal Called by every entry into autograd's backward (src/torch/autograd.ts). */
+export function noteBackward(): void {
+  backwardPasses++;
+}
+
 export class Tensor {
   /** The addon's handle. */
   readonly native: NativeTensor;
@@ -66,6 +75,8 @@ export class Tensor {
   #watched = false;
   #released = false;
   #shape: number[] | undefined;
+  #grad: Tensor | undefined;
+  #gradPass = -1;
 
   constructor(handle: NativeTensor) {
     this.native = handle;
@@ -87,6 +98,7 @@ export class Tensor {
   releaseDeferred(): number | undefined {
     if (this.#released) return undefined;
     this.#released = true;
+    this.#dropGrad();
     if (this.#watched) finalizer.unregister(this);
     return this.native;
   }
@@ -94,6 +106,7 @@ export class Tensor {
   private release(): void {
     if (this.#released) return;
     this.#released = true;
+    this.#dropGrad();
     native.dispose(this.native);
     if (this.#watched) finalizer.unregister(this);
   }
@@ -182,13 +195,27 @@ export class Tensor {
     native.setRequiresGrad(this.native, on);
     return this;
   }
-  /** The accumulated gradient (a new handle on it each call), or undefined. */
+  /**
+   * The accumulated gradient, or undefined: a borrowed handle, owned by this tensor (never
+   * dispose it), valid until the next backward pass or assignment to this `.grad`.
+   */
   get grad(): Tensor | undefined {
+    if (this.#grad !== undefined && this.#gradPass === backwardPasses && !this.#grad.#released)
+      return this.#grad;
+    this.#dropGrad();
     const g = native.gradOf(this.native);
-    return g === undefined ? undefined : new Tensor(g);
+    if (g === undefined) return undefined;
+    this.#gradPass = backwardPasses;
+    return (this.#grad = new Tensor(g).keep());
   }
+  /** Sets the gradient slot (the slot holds its own reference: `g` may be disposed after). */
   set grad(g: Tensor | undefined) {
+    this.#dropGrad();
     native.setGrad(this.native, g?.native);
+  }
+  #dropGrad(): void {
+    this.#grad?.release();
+    this.#grad = undefined;
   }
   get isLeaf(): boolean {
     return native.isLeaf(this.native);
@@ -201,11 +228,14 @@ export class Tensor {
     return this;
   }
   backward(grad?: Tensor, opts: { retainGraph?: boolean; createGraph?: boolean } = {}): void {
+    backwardPasses++;
     native.backward([this.native], grad ? [grad.native] : undefined, opts.retainGraph, !!opts.createGraph);
   }
   /** backward() on a pool thread: timers, signals and I/O keep running meanwhile. */
-  backwardAsync(grad?: Tensor, opts: { retainGraph?: boolean } = {}): Promise<void> {
-    return native.backwardAsync([this.native], grad ? [grad.native] : undefined, opts.retainGraph, false);
+  async backwardAsync(grad?: Tensor, opts: { retainGraph?: boolean } = {}): Promise<void> {
+    backwardPasses++;
+    await native.backwardAsync([this.native], grad ? [grad.native] : undefined, opts.retainGraph, false);
+    backwardPasses++;
   }
   detach(): Tensor {
     return wrap(native.call(O.detach, this.native));

@@ -68,7 +68,7 @@ export interface GradientSync {
 
 export interface SyncOptions {
   zero: 0 | 1 | 2;
-  compress?: "none" | "fp16" | "bf16";
+  compress?: T.AmpMode;
   bucketCapMB?: number;
   /** Let the Reducer overlap the all-reduce with backward (callers turn it off for checkpointing). */
   overlap: boolean;

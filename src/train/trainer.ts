@@ -361,6 +361,8 @@ async function trainWith(
       inEpoch = 0;
     }
   } finally {
+    stepper.sync.optimizer.dispose();
+    headOpt.dispose();
     stepper.dispose();
     head.dispose();
   }

@@ -30,7 +30,7 @@ test("checkpointed stages or every k blocks give identical gradients and BN stat
       } else {
         loss.backward();
       }
-      return x.grad!;
+      return x.grad!.clone(); // p.grad is borrowed: it goes with x at the end of the scope
     });
   const refInputGrad = run(plain);
   const ref = plain.stateDict();
@@ -76,7 +76,7 @@ test("a replayed segment draws the same dropout mask and passes gradients on to 
       const loss = z.square().sum();
       if (checkpointed) tape.backwardFrom(loss);
       else loss.backward();
-      return [w.grad!, x.grad!];
+      return [w.grad!.clone(), x.grad!.clone()]; // borrowed: the next call resets w.grad
     };
     const [wa, xa] = grads(false);
     const [wb, xb] = grads(true);
