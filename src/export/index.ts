@@ -41,4 +41,3 @@ export {
   flipImages,
   IMAGE_FLOATS,
 } from "./images.ts";
-export { openOnnxTeacher, type OnnxTeacher } from "./teacher.ts";

@@ -72,7 +72,7 @@ export interface TrainOptions {
    * checkpoint there when checkpointing is on; the run can then be resumed.
    */
   signal?: AbortSignal;
-  /** Opens an .onnx distillation teacher (src/export's openOnnxTeacher; the CLI passes it). */
+  /** Opens an .onnx distillation teacher (src/eval's openOnnxTeacher; the CLI passes it). */
   onnxTeacher?: (file: string) => Promise<Teacher>;
 }
 

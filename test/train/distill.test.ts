@@ -10,7 +10,8 @@ import path from "node:path";
 import * as T from "../../src/torch/index.ts";
 import { synthesizeDataset } from "../../src/data/index.ts";
 import { buildBackbone, saveBackboneCheckpoint } from "../../src/models/index.ts";
-import { exportCheckpoint, openOnnxTeacher } from "../../src/export/index.ts";
+import { exportCheckpoint } from "../../src/export/index.ts";
+import { openOnnxTeacher } from "../../src/eval/index.ts";
 import {
   type StepMetrics,
   type TrainConfigInput,

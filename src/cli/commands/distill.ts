@@ -3,7 +3,7 @@
 // One process, or one rank of K under `mfr launch` (each writes its part; rerun to resume).
 import type { Command } from "commander";
 import { isGlobalRankZero } from "../../distributed/index.ts";
-import { openOnnxTeacher } from "../../export/index.ts";
+import { openOnnxTeacher } from "../../eval/index.ts";
 import { JPEG_MODES, type JpegMode } from "../../data/index.ts";
 import { writeFeatureStore } from "../../train/index.ts";
 import { integer } from "../flags.ts";

@@ -6,7 +6,7 @@
 import type { Command } from "commander";
 import { SingleBar } from "cli-progress";
 import { isGlobalRankZero } from "../../distributed/index.ts";
-import { openOnnxTeacher } from "../../export/index.ts";
+import { openOnnxTeacher } from "../../eval/index.ts";
 import { loadConfigFile, train, type TrainEvent } from "../../train/index.ts";
 
 export function registerTrain(program: Command): void {
