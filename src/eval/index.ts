@@ -41,4 +41,4 @@ export {
   type FlipEmbeddings,
 } from "./bin.ts";
 export { kfoldAccuracy, flipSumNormalise, type KFoldAccuracy } from "./kfold.ts";
-export { openOnnxTeacher, type OnnxTeacher } from "./onnx-teacher.ts";
+export { openOnnxTeacher, type OnnxTeacher } from "./teacher.ts";

@@ -4,7 +4,8 @@
 //   - an arcface_torch .pth backbone (layout read off its keys, src/models/backbone-file.ts),
 //   - an ONNX model, run by onnxruntime-node on the CPU (inputs copied to the host and back: fine
 //     for writing a feature store, slow for online distillation on a GPU). onnxruntime lives in
-//     src/eval, beside this layer, so the caller (the CLI) hands in its opener: openOnnxTeacher.
+//     src/eval and src/export, above this layer, so the caller (the CLI) hands in src/eval's
+//     openOnnxTeacher.
 // A libtorch teacher runs on the run's device, in eval mode, without gradients, under the run's
 // autocast, one micro-batch at a time (its activations never pile up beside the student's).
 import fs from "node:fs";

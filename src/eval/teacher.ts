@@ -1,6 +1,7 @@
 // An ONNX model as a distillation teacher (src/train/distill/teacher.ts's Teacher, structurally):
-// onnxruntime-node on the CPU. Batches are copied to the host and the embeddings back to the
-// batch's device, so on a GPU run this is a slow teacher: write a feature store with it instead.
+// onnxruntime-node on the CPU, through the embedder `mfr embed` uses. Batches are copied to the
+// host and the embeddings back to the batch's device, so on a GPU run this is a slow teacher:
+// write a feature store with it instead.
 import * as T from "../torch/index.ts";
 import { type Tensor } from "../torch/index.ts";
 import { INPUT_SIZE } from "../models/index.ts";
