@@ -3,11 +3,61 @@
 // Ctrl-C stops every rank after the same step with a complete checkpoint there, prints how to
 // resume and exits 130 (the shell's code for SIGINT); a second Ctrl-C stops at once, and the
 // atomic writes still leave no half-written file (a partial checkpoint has no manifest).
-import type { Command } from "commander";
+import { type Command, InvalidArgumentError } from "commander";
 import { SingleBar } from "cli-progress";
-import { isGlobalRankZero } from "../../distributed/index.ts";
+import { isGlobalRankZero, placementFromEnv } from "../../distributed/index.ts";
 import { openOnnxTeacher } from "../../eval/index.ts";
-import { loadConfigFile, train, type TrainEvent } from "../../train/index.ts";
+import {
+  type MemoryPlan,
+  type PlanRow,
+  type TrainConfig,
+  loadConfigFile,
+  memoryPlan,
+  train,
+  type TrainEvent,
+} from "../../train/index.ts";
+
+const gib = (bytes: number): string => `${(bytes / 2 ** 30).toFixed(2)} GiB`.padStart(11);
+
+/** The resolved config as JSON, then the memory plan per rank, on stdout. */
+function printConfig(file: string, cfg: TrainConfig, plan: MemoryPlan): void {
+  console.log(`# ${file}, resolved and valid`);
+  console.log(JSON.stringify(cfg, null, 2));
+  const t = cfg.train;
+  console.log(
+    `\n# memory per rank at ${plan.worldSize} rank(s) (--world-size), amp ${t.amp}, ZeRO-${t.zero}, ` +
+      `${t.microBatches} micro-batch(es), checkpointing ${JSON.stringify(t.checkpoint)}; estimates, docs/training.md`,
+  );
+  const rows = (title: string, rs: readonly PlanRow[]): void => {
+    console.log(title);
+    for (const r of rs) console.log(`  ${r.item.padEnd(58)} ${gib(r.bytes)}   ${r.how}`);
+  };
+  rows(`backbone ${cfg.model.backbone}`, plan.backbone);
+  if (plan.shardClasses === undefined)
+    console.log("head: head.numClasses is 0 (taken from the data): set it for the head's figures");
+  else rows(`head: ${plan.shardClasses} classes on the largest shard`, plan.head);
+  if (plan.activations) {
+    const a = plan.activations;
+    rows(
+      "activations kept for backward",
+      t.checkpoint === "none" ? [a.plain, a.checkpointed] : [a.checkpointed, a.plain],
+    );
+  } else console.log(`activations: no estimate for ${cfg.model.backbone} (iResNets only)`);
+  console.log(`total as configured ${gib(plan.total)}`);
+}
+
+interface TrainFlags {
+  set: string[];
+  resume?: boolean | string;
+  printConfig?: boolean;
+  worldSize?: number;
+}
+
+function worldSizeFlag(v: string): number {
+  const k = Number(v);
+  if (!Number.isInteger(k) || k < 1) throw new InvalidArgumentError("a positive integer");
+  return k;
+}
 
 export function registerTrain(program: Command): void {
   program
@@ -26,8 +76,27 @@ export function registerTrain(program: Command): void {
       "--resume [checkpoint]",
       "continue from the newest complete checkpoint in runDir (there must be one), or from the step-N folder given",
     )
-    .action(async (file: string, o: { set: string[]; resume?: boolean | string }) => {
+    .option(
+      "--print-config",
+      "resolve and validate the config, print it and a memory plan per rank, and exit (reads no data)",
+    )
+    .option(
+      "--world-size <k>",
+      "ranks the --print-config plan is for (default: the launch's WORLD_SIZE, else 1)",
+      worldSizeFlag,
+    )
+    .action(async (file: string, o: TrainFlags) => {
       const cfg = await loadConfigFile(file, o.set);
+      if (o.worldSize !== undefined && !o.printConfig)
+        throw new InvalidArgumentError(
+          "--world-size is for --print-config (a run's world size is the launch's)",
+        );
+      if (o.printConfig) {
+        if (o.resume !== undefined)
+          throw new InvalidArgumentError("--print-config starts no run: drop --resume");
+        printConfig(file, cfg, memoryPlan(cfg, o.worldSize ?? placementFromEnv().worldSize));
+        return;
+      }
       const rank0 = isGlobalRankZero();
       const tty = process.stderr.isTTY && rank0;
       const bar = tty
@@ -40,7 +109,10 @@ export function registerTrain(program: Command): void {
           case "start":
             console.error(
               `mfr train: ${e.worldSize} rank(s), ${e.numClasses} classes, ${(e.params / 1e6).toFixed(2)} M backbone parameters, ` +
-                `steps ${e.startStep}..${e.steps}${e.startStep ? " (resumed)" : ""}`,
+                `steps ${e.startStep}..${e.steps}${e.startStep ? " (resumed)" : ""}, lr ${e.lr}` +
+                (cfg.optim.referenceBatch === undefined
+                  ? ""
+                  : ` (optim.lr ${cfg.optim.lr} × global batch ${cfg.data.batchSize * e.worldSize} / optim.referenceBatch ${cfg.optim.referenceBatch})`),
             );
             bar?.start(e.steps, e.startStep, { loss: "-", lr: "-", ips: "-" });
             break;
