@@ -10,12 +10,7 @@ import path from "node:path";
 import * as T from "../../src/torch/index.ts";
 import { synthesizeDataset } from "../../src/data/index.ts";
 import { loadBackboneCheckpoint } from "../../src/models/index.ts";
-import {
-  OnnxEmbedder,
-  TorchEmbedder,
-  embedDataset,
-  embedToFiles,
-} from "../../src/eval/index.ts";
+import { OnnxEmbedder, TorchEmbedder, embedDataset, embedToFiles } from "../../src/eval/index.ts";
 import {
   compareEmbeddings,
   exportCheckpoint,
