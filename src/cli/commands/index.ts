@@ -11,6 +11,7 @@ import { registerLaunch } from "./launch.ts";
 import { registerMask } from "./mask.ts";
 import { registerModels } from "./models.ts";
 import { registerPack } from "./pack.ts";
+import { registerReport } from "./report.ts";
 import { registerSynth } from "./synth.ts";
 import { registerTrain } from "./train.ts";
 
@@ -26,6 +27,7 @@ export function registerAll(program: Command): void {
   registerMask(program);
   registerModels(program);
   registerPack(program);
+  registerReport(program);
   registerSynth(program);
   registerTrain(program);
 }

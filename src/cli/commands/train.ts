@@ -7,6 +7,7 @@ import type { Command } from "commander";
 import { SingleBar } from "cli-progress";
 import { isGlobalRankZero } from "../../distributed/index.ts";
 import { openOnnxTeacher } from "../../export/index.ts";
+import { writeRunReport } from "../../report/index.ts";
 import { loadConfigFile, train, type TrainEvent } from "../../train/index.ts";
 
 export function registerTrain(program: Command): void {
@@ -101,8 +102,9 @@ export function registerTrain(program: Command): void {
         process.off("SIGINT", onInterrupt);
       }
       bar?.stop();
+      r.backbone.dispose();
+      if (rank0) console.error(`report: ${await writeRunReport(cfg.runDir, { config: cfg })}`);
       if (r.interruptedAt !== undefined) {
-        r.backbone.dispose();
         if (rank0) console.error(resumeHint(file, o.set, r.interruptedAt, lastCheckpoint));
         process.exitCode = 130;
         return;
@@ -112,7 +114,6 @@ export function registerTrain(program: Command): void {
           `loss ${r.losses[0]!.loss.toFixed(4)} -> ${r.losses.at(-1)!.loss.toFixed(4)}; metrics in ${cfg.runDir}/metrics.jsonl`,
         );
       }
-      r.backbone.dispose();
     });
 }
 
