@@ -68,6 +68,6 @@ export function registerDemo(program: Command): void {
           `metrics and checkpoints in ${path.join(opts.dir, "run")} (${((performance.now() - t0) / 1000).toFixed(0)} s)`,
       );
       r.backbone.dispose();
-      console.log(`report: ${await writeRunReport(path.join(opts.dir, "run"), { config: demoConfig })}`);
+      console.log(`report: ${await writeRunReport(path.join(opts.dir, "run"))}`);
     });
 }
