@@ -12,6 +12,7 @@ import { registerMask } from "./mask.ts";
 import { registerModels } from "./models.ts";
 import { registerPack } from "./pack.ts";
 import { registerReport } from "./report.ts";
+import { registerServe } from "./serve.ts";
 import { registerSynth } from "./synth.ts";
 import { registerTrain } from "./train.ts";
 
@@ -28,6 +29,7 @@ export function registerAll(program: Command): void {
   registerModels(program);
   registerPack(program);
   registerReport(program);
+  registerServe(program);
   registerSynth(program);
   registerTrain(program);
 }
