@@ -31,7 +31,7 @@ function lineSpec(
   return {
     $schema: "https://vega.github.io/schema/vega-lite/v6.json",
     title,
-    width: 440,
+    width: 400,
     height: 220,
     data: { values: rows },
     // A series of one point (one verification so far) draws no line: points make it visible.
@@ -170,7 +170,7 @@ export async function renderRunReport(run: RunData, o: { config?: unknown } = {}
   return `<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>${esc(title)}</title>
 <style>
-body{font-family:system-ui,sans-serif;margin:2em;color:#222;max-width:1100px}
+body{font-family:system-ui,sans-serif;margin:2em;color:#222;max-width:1240px}
 .charts{display:flex;flex-wrap:wrap;gap:1em}figure{margin:0}
 table{border-collapse:collapse;margin:.5em 0}td,th{border:1px solid #ccc;padding:3px 8px;text-align:right}
 td:first-child,.kv th{text-align:left}.kv td{text-align:left;font-family:monospace}
