@@ -20,6 +20,8 @@ dpkg -s libopenblas0-pthread >/dev/null 2>&1 || need+=(libopenblas0-pthread)
 dpkg -s python3-onnx >/dev/null 2>&1 || need+=(python3-onnx)
 # PyTorch for the interop tests (arcface_torch weights both ways) and the benchmarks' other side.
 dpkg -s python3-torch >/dev/null 2>&1 || need+=(python3-torch)
+# Chromium: the browser tests open the run report and the verification page in it (puppeteer-core).
+dpkg -s chromium >/dev/null 2>&1 || need+=(chromium)
 # iproute2's ip: the two-node test joins two network namespaces with a veth pair.
 command -v ip >/dev/null 2>&1 || need+=(iproute2)
 command -v make >/dev/null 2>&1 || need+=(make)

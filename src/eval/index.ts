@@ -26,7 +26,17 @@ export { GROUP_SUBSETS, type SubsetName, type PairCounts } from "./layout.ts";
 export type { CurvePoint } from "./curve.ts";
 export type { GemmKind } from "./scorer.ts";
 export { loadPairInput } from "./input.ts";
-export { evaluationJson, writeReport, curveSvg, type ReportFiles } from "./report.ts";
+export {
+  evaluationJson,
+  writeReport,
+  curveSvg,
+  chartSvg,
+  curveData,
+  CURVES_FILE,
+  type CurveData,
+  type CurveKind,
+  type ReportFiles,
+} from "./report.ts";
 export {
   loadVerificationSet,
   parseVerificationSet,

@@ -1,11 +1,16 @@
 // What an evaluation leaves behind: the JSON object the CLI prints, ROC and DET curves drawn by
-// Vega-Lite (rendered headless to SVG, then to PNG by sharp) and a self-contained HTML report.
+// Vega-Lite (rendered headless to SVG, then to PNG by sharp) and a self-contained HTML report,
+// and the curves' points (curves.json), from which a run's report draws them again.
 import fs from "node:fs";
 import path from "node:path";
 import sharp from "sharp";
 import type { TopLevelSpec } from "vega-lite";
 import * as T from "../torch/index.ts";
+import type { CurvePoint } from "./curve.ts";
 import type { PairEvaluation, SubsetResult } from "./pairs.ts";
+
+/** The file beside result.json that holds CurveData. */
+export const CURVES_FILE = "curves.json";
 
 /**
  * The evaluation as one JSON object, {"pairs": ..., "subsets": ...}, with the FPR keys in the
@@ -35,16 +40,30 @@ export function evaluationJson(ev: PairEvaluation): string {
   ]);
 }
 
-type CurveKind = "roc" | "det";
+export type CurveKind = "roc" | "det";
 
-function curveSpec(ev: PairEvaluation, kind: CurveKind): TopLevelSpec {
-  const values = Object.entries(ev.curves).flatMap(([subset, pts]) =>
+/** What the ROC and DET charts draw; curves.json holds it. */
+export interface CurveData {
+  /** The target FPRs, as asked for (marked on the curves). */
+  fprKeys: readonly string[];
+  /** TPR at each target FPR, by subset. */
+  subsets: Record<string, { tpr: Record<string, number | null> }>;
+  curves: Partial<Record<string, CurvePoint[]>>;
+}
+
+export function curveData(ev: PairEvaluation): CurveData {
+  const subsets = Object.fromEntries(Object.entries(ev.subsets).map(([name, s]) => [name, { tpr: s.tpr }]));
+  return { fprKeys: ev.info.fprKeys, subsets, curves: ev.curves };
+}
+
+function curveSpec(ev: CurveData, kind: CurveKind): TopLevelSpec {
+  const values = Object.entries(ev.curves).flatMap(([subset, pts = []]) =>
     pts
       .map((p) => ({ subset, fpr: p.fpr, tpr: p.tpr, fnr: 1 - p.tpr, exact: p.exact }))
       .filter((p) => kind === "roc" || p.fnr > 0),
   );
   const marks = Object.entries(ev.subsets).flatMap(([subset, s]) =>
-    ev.info.fprKeys.flatMap((k) => {
+    ev.fprKeys.flatMap((k) => {
       const tpr = s.tpr[k];
       return tpr === null || tpr === undefined || (kind === "det" && tpr >= 1)
         ? []
@@ -81,10 +100,15 @@ function curveSpec(ev: PairEvaluation, kind: CurveKind): TopLevelSpec {
 }
 
 /** The curve as SVG text (Vega-Lite compiled to Vega, rendered without a browser). */
-export async function curveSvg(ev: PairEvaluation, kind: CurveKind): Promise<string> {
+export async function curveSvg(ev: CurveData, kind: CurveKind): Promise<string> {
+  return chartSvg(curveSpec(ev, kind));
+}
+
+/** A Vega-Lite chart as SVG text (compiled to Vega, rendered without a browser). */
+export async function chartSvg(spec: TopLevelSpec): Promise<string> {
   // Loaded on first use: Vega is large and most commands never draw.
   const [vega, { compile }] = await Promise.all([import("vega"), import("vega-lite")]);
-  const view = new vega.View(vega.parse(compile(curveSpec(ev, kind)).spec), { renderer: "none" });
+  const view = new vega.View(vega.parse(compile(spec).spec), { renderer: "none" });
   try {
     return await view.toSVG();
   } finally {
@@ -133,7 +157,7 @@ export interface ReportFiles {
   images: string[];
 }
 
-/** Writes result.json, roc/det .svg and .png, and report.html into dir (created if needed). */
+/** Writes result.json, curves.json, roc/det .svg and .png, and report.html into dir (created if needed). */
 export async function writeReport(
   dir: string,
   ev: PairEvaluation,
@@ -149,11 +173,12 @@ export async function writeReport(
   const images: string[] = [];
   const svgs: string[] = [];
   for (const kind of ["roc", "det"] as const) {
-    const svg = await curveSvg(ev, kind);
+    const svg = await curveSvg(curveData(ev), kind);
     svgs.push(svg);
     images.push(put(`${kind}.svg`, svg), put(`${kind}.png`, await sharp(Buffer.from(svg)).png().toBuffer()));
   }
   const json = put("result.json", evaluationJson(ev) + "\n");
+  put(CURVES_FILE, JSON.stringify(curveData(ev)) + "\n");
   const page = put(
     "report.html",
     html(ev, opts.title ?? "mfr verification report", opts.notes ?? [], svgs[0]!, svgs[1]!),

@@ -77,6 +77,7 @@ test("Ctrl-C during mfr train: a complete checkpoint at the stop, no temporary f
     [],
     "no temporary file is left",
   );
+  assert.ok(fs.existsSync(path.join(run, "report.html")), "the run's report is written at the stop too");
   const newest = listCheckpoints(run).at(-1)!;
   assert.equal(newest.step, at, "a checkpoint at the step the run stopped after");
   verifyCheckpoint(newest.dir);

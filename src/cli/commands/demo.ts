@@ -2,6 +2,7 @@
 // with the CosFace head, trained by the real trainer → verification on unseen, half-masked faces.
 import type { Command } from "commander";
 import path from "node:path";
+import { writeRunReport } from "../../report/index.ts";
 import { runDemo } from "../../train/demo.ts";
 import demoConfig from "../../../configs/demo.ts";
 
@@ -67,5 +68,6 @@ export function registerDemo(program: Command): void {
           `metrics and checkpoints in ${path.join(opts.dir, "run")} (${((performance.now() - t0) / 1000).toFixed(0)} s)`,
       );
       r.backbone.dispose();
+      console.log(`report: ${await writeRunReport(path.join(opts.dir, "run"))}`);
     });
 }

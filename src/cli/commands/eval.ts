@@ -1,6 +1,7 @@
 // `mfr eval`: exact TPR@FPR over all pairs of an embedded test set, by mask group; or, with --bin,
 // arcface_torch's 10-fold accuracy on .bin verification sets (LFW, CFP-FP, AgeDB).
 import type { Command } from "commander";
+import path from "node:path";
 import { ProcessGroup, placementFromEnv } from "../../distributed/index.ts";
 import * as T from "../../torch/index.ts";
 import {
@@ -19,6 +20,7 @@ import {
   writeReport,
 } from "../../eval/index.ts";
 import { integer } from "../flags.ts";
+import { isRunDir, writeRunReport } from "../../report/index.ts";
 
 /** `--bin` sets with `--model`: one line per set, or one JSON object keyed by file. */
 async function evalBins(files: readonly string[], model: string, json: boolean): Promise<void> {
@@ -146,6 +148,9 @@ export function registerEval(program: Command): void {
             `${ev.info.blocks} blocks of ${ev.info.blockSize} rows, passes: ${ev.info.passes.join(", ")}, ${seconds.toFixed(1)} s`,
           ],
         });
+      // An evaluation saved inside a run folder (--report RUN_DIR/eval) joins the run's report.
+      const run = flags.report === undefined ? undefined : path.dirname(path.resolve(flags.report));
+      const runReport = run !== undefined && isRunDir(run) ? await writeRunReport(run) : undefined;
       if (flags.json) {
         console.log(evaluationJson(ev));
         return;
@@ -175,5 +180,6 @@ export function registerEval(program: Command): void {
         );
       }
       if (flags.report !== undefined) console.log(`report: ${flags.report}/report.html`);
+      if (runReport !== undefined) console.log(`run report: ${runReport}`);
     });
 }

@@ -11,6 +11,8 @@ import { registerLaunch } from "./launch.ts";
 import { registerMask } from "./mask.ts";
 import { registerModels } from "./models.ts";
 import { registerPack } from "./pack.ts";
+import { registerReport } from "./report.ts";
+import { registerServe } from "./serve.ts";
 import { registerSynth } from "./synth.ts";
 import { registerTrain } from "./train.ts";
 
@@ -26,6 +28,8 @@ export function registerAll(program: Command): void {
   registerMask(program);
   registerModels(program);
   registerPack(program);
+  registerReport(program);
+  registerServe(program);
   registerSynth(program);
   registerTrain(program);
 }

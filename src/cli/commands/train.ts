@@ -7,6 +7,8 @@ import { type Command, InvalidArgumentError } from "commander";
 import { SingleBar } from "cli-progress";
 import { isGlobalRankZero, placementFromEnv } from "../../distributed/index.ts";
 import { openOnnxTeacher } from "../../eval/index.ts";
+import { writeRunReport } from "../../report/index.ts";
+import { integer } from "../flags.ts";
 import {
   type MemoryPlan,
   type PlanRow,
@@ -53,12 +55,6 @@ interface TrainFlags {
   worldSize?: number;
 }
 
-function worldSizeFlag(v: string): number {
-  const k = Number(v);
-  if (!Number.isInteger(k) || k < 1) throw new InvalidArgumentError("a positive integer");
-  return k;
-}
-
 export function registerTrain(program: Command): void {
   program
     .command("train")
@@ -83,7 +79,7 @@ export function registerTrain(program: Command): void {
     .option(
       "--world-size <k>",
       "ranks the --print-config plan is for (default: the launch's WORLD_SIZE, else 1)",
-      worldSizeFlag,
+      integer("--world-size", 1),
     )
     .action(async (file: string, o: TrainFlags) => {
       const cfg = await loadConfigFile(file, o.set);
@@ -173,8 +169,9 @@ export function registerTrain(program: Command): void {
         process.off("SIGINT", onInterrupt);
       }
       bar?.stop();
+      r.backbone.dispose();
+      if (rank0) console.error(`report: ${await writeRunReport(cfg.runDir, { config: cfg })}`);
       if (r.interruptedAt !== undefined) {
-        r.backbone.dispose();
         if (rank0) console.error(resumeHint(file, o.set, r.interruptedAt, lastCheckpoint));
         process.exitCode = 130;
         return;
@@ -184,7 +181,6 @@ export function registerTrain(program: Command): void {
           `loss ${r.losses[0]!.loss.toFixed(4)} -> ${r.losses.at(-1)!.loss.toFixed(4)}; metrics in ${cfg.runDir}/metrics.jsonl`,
         );
       }
-      r.backbone.dispose();
     });
 }
 
