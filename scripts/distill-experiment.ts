@@ -6,7 +6,8 @@
 //   3. each evaluated on held-out identities: masked probes against an unmasked gallery of other
 //      photos of the same people, exact TPR at FPR 1e-3 and 1e-4 (src/eval).
 // Run: node --import tsx scripts/distill-experiment.ts [--out DIR] [--seeds 3] [--steps N]
-//      [--teacher-steps N] [--lambdas 9,3] [--identities N] [--held-out N]
+//      [--teacher-steps N] [--lambdas 9,3] [--identities N] [--images N] [--held-out N]
+//      [--device auto|cpu|cuda]
 import fs from "node:fs";
 import path from "node:path";
 import { parseArgs } from "node:util";
@@ -28,6 +29,7 @@ const { values: a } = parseArgs({
     identities: { type: "string", default: "100" },
     images: { type: "string", default: "12" },
     "held-out": { type: "string", default: "120" },
+    device: { type: "string", default: "auto" },
   },
 });
 const out = a.out!;
@@ -46,7 +48,7 @@ async function synth(dir: string, identities: number, images: number, seed: numb
 
 const base = (runDir: string, data: string): TrainConfigInput => ({
   runDir,
-  device: "cpu",
+  device: a.device as "auto" | "cpu" | "cuda",
   data: { path: data, batchSize: 32, workers: 1, maskProb: 0.35, flipProb: 0.5 },
   model: { backbone: "[1,1,1,1]", width: 0.25, embeddingSize: 64 },
   head: { numClasses: 0, sampleRate: 1, margin: { s: 32, m3: 0.3 } },
@@ -81,7 +83,11 @@ async function heldOut(dir: string): Promise<{ x: T.Tensor; labels: number[]; gr
     } finally {
       await loader.close();
     }
-    return { x: T.cat(xs).keep(), y: ys };
+    // The last batch is padded by wrapping around: drop those repeats of the first photos.
+    const n = loader.dataset.length;
+    const x = T.scope(() => T.cat(xs).narrow(0, 0, n).contiguous().keep());
+    for (const t of xs) t.dispose();
+    return { x, y: ys.slice(0, n) };
   };
   const masked = await pass(1);
   const plain = await pass(0);
@@ -105,7 +111,8 @@ async function evaluate(
   h: { x: T.Tensor; labels: number[]; groups: number[] },
 ): Promise<Record<string, number>> {
   model.eval();
-  const e = T.noGrad(() => model.forward(h.x)).keep();
+  const device = model.parameters()[0]!.device;
+  const e = T.scope(() => T.noGrad(() => model.forward(T.toDevice(h.x, device)).to("cpu")));
   const r = await evaluatePairs({ embeddings: e, labels: h.labels, groups: h.groups }, { fpr: FPRS });
   e.dispose();
   const s = r.subsets["masked-unmasked"]!;
