@@ -44,6 +44,8 @@ function printConfig(file: string, cfg: TrainConfig, plan: MemoryPlan): void {
     );
   } else console.log(`activations: no estimate for ${cfg.model.backbone} (iResNets only)`);
   console.log(`total as configured ${gib(plan.total)}`);
+  if (cfg.distill?.mode === "online")
+    console.log(`plus the teacher ${cfg.distill.teacher} on every rank (its weights; no activations kept)`);
 }
 
 interface TrainFlags {
