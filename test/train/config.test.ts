@@ -17,9 +17,15 @@ test("presets are valid and derived from base", () => {
   for (const c of [base, demo, partialFc, r240, r100, r600, r1200, distilled]) parseConfig(c);
   const big = parseConfig(r240);
   assert.deepEqual(
-    [big.model.backbone, big.train.checkpoint, big.train.microBatches, big.train.amp, big.data.batchSize],
-    ["r240", { every: 1 }, 2, "fp16", 256],
+    [big.model.backbone, big.train.checkpoint, big.train.microBatches, big.train.amp, big.train.zero],
+    ["r240", { every: 1 }, 2, "fp16", 2],
   );
+  // LARS at 0.01 per 256 images, linearly scaled, warm-up, multistep.
+  assert.deepEqual(
+    [big.data.batchSize, big.optim.referenceBatch, big.optim.decay],
+    [256, 256, { name: "multistep", milestones: [62208, 103680, 139968], gamma: 0.1 }],
+  );
+  assert.ok(big.optim.warmupSteps > 0);
   // The entry's recipe: CosFace s 64 m 0.4 on every class, LARS 0.01, weight decay 5e-4, masks on 35%.
   assert.deepEqual(
     [
