@@ -41,5 +41,6 @@ export {
   type StoreManifest,
 } from "./distill/store.ts";
 export { writeFeatureStore, type WriteFeaturesOptions, type WriteFeaturesResult } from "./distill/write.ts";
+export { baseLr } from "./optim-config.ts";
 export { memoryPlan, activationElements, type MemoryPlan, type PlanRow } from "./memory-plan.ts";
 export { runInfo, writeRunInfo, gitCommit, type RunInfo } from "./run-info.ts";

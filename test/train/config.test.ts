@@ -11,14 +11,21 @@ import r240 from "../../configs/webface42m_r240.ts";
 import r100 from "../../configs/webface42m_r100.ts";
 import r600 from "../../configs/webface42m_r600_teacher.ts";
 import r1200 from "../../configs/webface42m_r1200_teacher.ts";
+import distilled from "../../configs/webface42m_r240_distill.ts";
 
 test("presets are valid and derived from base", () => {
-  for (const c of [base, demo, partialFc, r240, r100, r600, r1200]) parseConfig(c);
+  for (const c of [base, demo, partialFc, r240, r100, r600, r1200, distilled]) parseConfig(c);
   const big = parseConfig(r240);
   assert.deepEqual(
-    [big.model.backbone, big.train.checkpoint, big.train.microBatches, big.train.amp, big.data.batchSize],
-    ["r240", { every: 1 }, 2, "fp16", 256],
+    [big.model.backbone, big.train.checkpoint, big.train.microBatches, big.train.amp, big.train.zero],
+    ["r240", { every: 1 }, 2, "fp16", 2],
   );
+  // LARS at 0.01 per 256 images, linearly scaled, warm-up, multistep.
+  assert.deepEqual(
+    [big.data.batchSize, big.optim.referenceBatch, big.optim.decay],
+    [256, 256, { name: "multistep", milestones: [62208, 103680, 139968], gamma: 0.1 }],
+  );
+  assert.ok(big.optim.warmupSteps > 0);
   // The entry's recipe: CosFace s 64 m 0.4 on every class, LARS 0.01, weight decay 5e-4, masks on 35%.
   assert.deepEqual(
     [
@@ -41,6 +48,10 @@ test("presets are valid and derived from base", () => {
     assert.equal(c.model.backbone, backbone);
     assert.notEqual(c.runDir, big.runDir);
   }
+  // The submitted student: the recipe plus λ = 9 online distillation from the r600 teacher's run.
+  const d = parseConfig(distilled);
+  assert.deepEqual(d.distill, { teacher: parseConfig(r600).runDir, lambda: 9, mode: "online" });
+  assert.deepEqual({ ...d, runDir: big.runDir, distill: undefined }, { ...big, distill: undefined });
   // arcface_torch's wf42m_pfc02_r100: SGD 0.1 poly, Partial FC 0.2, batch 128, fp16, no masks.
   const af = parseConfig(r100);
   assert.deepEqual(

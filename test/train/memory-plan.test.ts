@@ -133,6 +133,8 @@ test("every shipped config passes mfr train --print-config, which reads no data"
   const r = await mfr(["train", "configs/webface42m_r240.ts", "--print-config", "--world-size", "32"]);
   assert.match(r.stdout, /head: 64373 classes on the largest shard/);
   assert.match(r.stdout, /logits of a micro-batch +\d+\.\d\d GiB +global batch 4096 × 64373 classes × 4 B/);
+  // LARS 0.01 per 256 images, scaled to the global batch of 32 × 256.
+  assert.match(r.stdout, /lars learning rate at 32 rank\(s\): 0\.32\n/);
 
   const bad = await mfr(["train", "configs/base.ts", "--world-size", "4"]);
   assert.equal(bad.code, 2);

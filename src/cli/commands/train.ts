@@ -13,6 +13,7 @@ import {
   type MemoryPlan,
   type PlanRow,
   type TrainConfig,
+  baseLr,
   loadConfigFile,
   memoryPlan,
   train,
@@ -46,6 +47,9 @@ function printConfig(file: string, cfg: TrainConfig, plan: MemoryPlan): void {
     );
   } else console.log(`activations: no estimate for ${cfg.model.backbone} (iResNets only)`);
   console.log(`total as configured ${gib(plan.total)}`);
+  console.log(`${cfg.optim.name} learning rate at ${plan.worldSize} rank(s): ${baseLr(cfg, plan.worldSize)}`);
+  if (cfg.distill?.mode === "online")
+    console.log(`plus the teacher ${cfg.distill.teacher} on every rank (its weights; no activations kept)`);
 }
 
 interface TrainFlags {
