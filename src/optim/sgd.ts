@@ -1,4 +1,5 @@
 // SGD with momentum, dampening, Nesterov and L2 weight decay, exactly as torch.optim.SGD.
+import * as T from "../torch/index.ts";
 import { type Tensor } from "../torch/index.ts";
 import { Optimizer } from "./optimizer.ts";
 
@@ -20,19 +21,59 @@ export class SGD extends Optimizer<SGDOptions> {
       throw new Error("SGD: nesterov needs momentum > 0 and dampening = 0");
     }
   }
+
   protected update(p: Tensor, grad: Tensor, state: Map<string, Tensor>, h: SGDOptions): void {
-    let d = grad;
-    if (h.weightDecay !== 0) d = grad.add(p, h.weightDecay);
-    if (h.momentum !== 0) {
-      let buf = state.get("momentum_buffer");
-      if (buf === undefined) {
-        buf = d.clone().keep();
-        state.set("momentum_buffer", buf);
-      } else {
-        buf.mul_(h.momentum).add_(d, 1 - h.dampening);
-      }
-      d = h.nesterov ? d.add(buf, h.momentum) : buf;
-    }
-    p.add_(d, -h.lr);
+    const buf = this.#buffer(p, state, h);
+    T.scope(() => sgdUpdate(p, grad, buf?.tensor, buf?.fresh ?? false, h));
   }
+
+  /**
+   * One step of `p` whose gradient arrives in row blocks: `rows` calls `update(start, grad)` for
+   * blocks [start, start + grad.size(0)) covering every row once, and each block gets step()'s
+   * arithmetic at once. The fused head (src/head) computes its weight gradient chunk by chunk
+   * this way, so no dense gradient of its shard ever exists.
+   */
+  stepRows(p: Tensor, rows: (update: (start: number, grad: Tensor) => void) => void): void {
+    const group = this.groups.find((g) => g.params.includes(p));
+    if (group === undefined)
+      throw new Error("SGD.stepRows: the tensor is not one of this optimizer's parameters");
+    let state = this.state.get(p);
+    if (state === undefined) this.state.set(p, (state = new Map()));
+    this.stepCount.set(p, (this.stepCount.get(p) ?? 0) + 1);
+    const h = group.options;
+    const buf = this.#buffer(p, state, h);
+    T.noGrad(() =>
+      rows((start, grad) => {
+        const n = grad.size(0);
+        T.scope(() =>
+          sgdUpdate(p.narrow(0, start, n), grad, buf?.tensor.narrow(0, start, n), buf?.fresh ?? false, h),
+        );
+      }),
+    );
+  }
+
+  /** The momentum buffer (undefined without momentum); fresh: allocated now, torch's first step. */
+  #buffer(
+    p: Tensor,
+    state: Map<string, Tensor>,
+    h: SGDOptions,
+  ): { tensor: Tensor; fresh: boolean } | undefined {
+    if (h.momentum === 0) return undefined;
+    const old = state.get("momentum_buffer");
+    if (old !== undefined) return { tensor: old, fresh: false };
+    const tensor = T.empty(p.shape, { dtype: p.dtype, device: p.device }).keep();
+    state.set("momentum_buffer", tensor);
+    return { tensor, fresh: true };
+  }
+}
+
+/** torch.optim.SGD's update of `p` (or a block of its rows); a fresh buffer is set to d, not decayed. */
+function sgdUpdate(p: Tensor, grad: Tensor, buf: Tensor | undefined, fresh: boolean, h: SGDOptions): void {
+  let d = h.weightDecay !== 0 ? grad.add(p, h.weightDecay) : grad;
+  if (buf !== undefined) {
+    if (fresh) buf.copy_(d);
+    else buf.mul_(h.momentum).add_(d, 1 - h.dampening);
+    d = h.nesterov ? d.add(buf, h.momentum) : buf;
+  }
+  p.add_(d, -h.lr);
 }
