@@ -33,8 +33,36 @@ export interface RowOptimizer extends HeadOptimizer {
 }
 
 export interface FusedHeadOptions extends HeadOptions {
-  /** Classes per block (default 4096): working memory is about 4 × global batch × chunk × 4 bytes. */
+  /** Classes per block (default: blockClasses(global batch)). */
   chunk?: number;
+}
+
+/** The default block: 2^21 logits (8 MB in fp32) whatever the global batch N, 256 to 8192 classes. */
+export function blockClasses(globalBatch: number): number {
+  return Math.min(8192, Math.max(256, Math.floor(2 ** 21 / globalBatch)));
+}
+
+/**
+ * Bytes a rank's fused head holds at its peak (fp32, full softmax: the largest case): the shard
+ * and its momentum, plus working memory — a few [N, D] tensors of the gathered batch, a block's
+ * [N, chunk] logits, softmax and gradient with autograd's copies, and a block's [chunk, D] unit
+ * centres, gradient and update temporaries. The constants are counted from the code and checked
+ * by bench/head.bench.ts part (b).
+ */
+export function fusedHeadBytes(o: {
+  numClasses: number;
+  embeddingSize: number;
+  worldSize: number;
+  globalBatch: number;
+  chunk?: number;
+}): { state: number; working: number; total: number } {
+  const rows = Math.ceil(o.numClasses / o.worldSize);
+  const n = o.globalBatch;
+  const d = o.embeddingSize;
+  const chunk = Math.min(o.chunk ?? blockClasses(n), rows);
+  const state = 2 * rows * d * 4;
+  const working = 4 * (6 * n * d + 8 * n * chunk + 6 * chunk * d);
+  return { state, working, total: state + working };
 }
 
 /** One micro-batch's inputs to the weight gradient, with its global softmax statistics. */
@@ -68,13 +96,14 @@ interface Block {
 }
 
 export class FusedPartialFC extends PartialFC {
-  readonly chunk: number;
+  /** Classes per block; undefined: blockClasses(global batch). */
+  readonly chunk: number | undefined;
   #pending: Pass[] = [];
 
   constructor(group: ProcessGroup, o: FusedHeadOptions) {
     super(group, o);
-    this.chunk = o.chunk ?? 4096;
-    if (!Number.isInteger(this.chunk) || this.chunk < 1)
+    this.chunk = o.chunk;
+    if (o.chunk !== undefined && !(Number.isInteger(o.chunk) && o.chunk > 0))
       throw new Error(`head.chunk must be a positive integer, got ${o.chunk}`);
   }
 
@@ -90,11 +119,11 @@ export class FusedPartialFC extends PartialFC {
       const pass = T.noGrad(() => this.#statistics(xHat, local, index, n, (o.gradScale ?? 1) / n));
       const gxHat = T.zeros([n, d], { device: this.device });
       if (o.stepWith === undefined) {
-        T.noGrad(() => this.#blocks(pass, (blk) => void this.#blockGradient(pass, blk, gxHat, false)));
+        T.noGrad(() => this.#blocks(n, pass, (blk) => void this.#blockGradient(pass, blk, gxHat, false)));
         this.#pending.push(keepPass(pass));
       } else {
         rowOptimizer(o.stepWith).stepRows(this.weight, (update) =>
-          this.#blocks(pass, (blk) => update(blk.start, this.#blockGradient(pass, blk, gxHat, true)!)),
+          this.#blocks(n, pass, (blk) => update(blk.start, this.#blockGradient(pass, blk, gxHat, true)!)),
         );
       }
       const [gx] = T.grad([xHatGraph], [xLeaf], [gxHat]);
@@ -109,8 +138,9 @@ export class FusedPartialFC extends PartialFC {
     if (passes.length === 0) return;
     this.#pending = [];
     try {
+      const n = Math.max(...passes.map((p) => p.xHat.size(0)));
       rowOptimizer(opt).stepRows(this.weight, (update) =>
-        this.#blocks(undefined, (blk) => {
+        this.#blocks(n, undefined, (blk) => {
           const g = T.zeros([blk.rows, this.o.embeddingSize], { device: this.device });
           for (const p of passes) {
             const own = this.#blockOf(p, blk.start, blk.rows);
@@ -156,7 +186,7 @@ export class FusedPartialFC extends PartialFC {
       dtype: T.noGrad(() => T.linear(xHat.narrow(0, 0, 1), this.weight.detach().narrow(0, 0, 1)).dtype),
     };
     const target = T.zeros([n], dev);
-    this.#blocks(pass, (blk) => {
+    this.#blocks(n, pass, (blk) => {
       if (blk.cols === 0) return;
       const { logits, rows, cols } = this.#logits(pass, blk);
       const z = logits.float();
@@ -226,13 +256,14 @@ export class FusedPartialFC extends PartialFC {
   }
 
   /**
-   * Calls `fn` (in a memory scope) on the shard's blocks of `chunk` rows in order, with the
-   * block's columns of `pass`'s sampled set (no pass: all of the block).
+   * Calls `fn` (in a memory scope) on the shard's blocks of `chunk` rows in order, for a global
+   * batch of n rows, with the block's columns of `pass`'s sampled set (no pass: all of the block).
    */
-  #blocks(pass: Pass | undefined, fn: (blk: Block) => void): void {
+  #blocks(n: number, pass: Pass | undefined, fn: (blk: Block) => void): void {
     const { count } = this.shard;
-    for (let start = 0; start < count; start += this.chunk) {
-      const rows = Math.min(this.chunk, count - start);
+    const chunk = this.chunk ?? blockClasses(n);
+    for (let start = 0; start < count; start += chunk) {
+      const rows = Math.min(chunk, count - start);
       T.scope(() =>
         fn(
           pass === undefined
