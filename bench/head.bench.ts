@@ -110,7 +110,8 @@ if (args.part === "a" || args.part === "all") {
     const c = { classes, dim: 512, batch, rate, steps };
     const mfr = await runMfr(2, { ...c, fused: true, chunk });
     console.log(`  sampleRate ${rate}: mfr fused     ${fmt(mfr)}`);
-    if (args.reference) console.log(`  sampleRate ${rate}: mfr reference ${fmt(await runMfr(2, { ...c, fused: false }))}`);
+    if (args.reference)
+      console.log(`  sampleRate ${rate}: mfr reference ${fmt(await runMfr(2, { ...c, fused: false }))}`);
     const torch = await runTorch(2, c);
     console.log(`  sampleRate ${rate}: PyTorch       ${fmt(torch)}`);
     const goal = goals.get(rate);
@@ -135,7 +136,13 @@ if (args.part === "b" || args.part === "all") {
   );
   const rs = await runMfr(4, c);
   console.log(`  mfr ${fmt(rs)} (goal <= 3072 MB)`);
-  const model = fusedHeadBytes({ numClasses: c.classes, embeddingSize: c.dim, worldSize: 4, globalBatch: c.batch, chunk });
+  const model = fusedHeadBytes({
+    numClasses: c.classes,
+    embeddingSize: c.dim,
+    worldSize: 4,
+    globalBatch: c.batch,
+    chunk,
+  });
   const above = Math.max(...rs.map((r) => r.peakMB - (r.baseMB ?? 0)));
   console.log(
     `  above the process's own ${Math.max(...rs.map((r) => r.baseMB ?? 0)).toFixed(0)} MB: ${above.toFixed(0)} MB; ` +

@@ -29,7 +29,10 @@ import {
 
 /** What the fused head needs of its optimizer (src/optim SGD): a step delivered in row blocks. */
 export interface RowOptimizer extends HeadOptimizer {
-  stepRows(p: Tensor, rows: (update: (start: number, grad: Tensor) => void) => void): void;
+  stepRows(
+    p: Tensor,
+    rows: (update: (start: number, count: number, grad: Tensor, at?: Tensor) => void) => void,
+  ): void;
 }
 
 export interface FusedHeadOptions extends HeadOptions {
@@ -123,7 +126,10 @@ export class FusedPartialFC extends PartialFC {
         this.#pending.push(keepPass(pass));
       } else {
         rowOptimizer(o.stepWith).stepRows(this.weight, (update) =>
-          this.#blocks(n, pass, (blk) => update(blk.start, this.#blockGradient(pass, blk, gxHat, true)!)),
+          this.#blocks(n, pass, (blk) => {
+            const gw = this.#blockGradient(pass, blk, gxHat, true)!;
+            update(blk.start, blk.rows, gw, blk.within);
+          }),
         );
       }
       const [gx] = T.grad([xHatGraph], [xLeaf], [gxHat]);
@@ -144,10 +150,11 @@ export class FusedPartialFC extends PartialFC {
           const g = T.zeros([blk.rows, this.o.embeddingSize], { device: this.device });
           for (const p of passes) {
             const own = this.#blockOf(p, blk.start, blk.rows);
-            const gw = this.#blockGradient(p, own, undefined, true);
-            if (gw !== undefined) g.add_(gw);
+            const gw = this.#blockGradient(p, own, undefined, true)!;
+            if (own.within === undefined) g.add_(gw);
+            else g.indexPut_([own.within], gw, true);
           }
-          update(blk.start, g);
+          update(blk.start, blk.rows, g);
         }),
       );
     } finally {
@@ -209,13 +216,13 @@ export class FusedPartialFC extends PartialFC {
 
   /**
    * Pass 2 on one block: (p − onehot)·scale through the margin and clamp; adds its product with
-   * the centres to `gxHat` (when given) and returns the block's dense weight gradient [rows, D]
-   * (when `weight`).
+   * the centres to `gxHat` (when given) and returns (when `weight`) the weight gradient of the
+   * block's sampled rows [cols, D] (in the order of `within`).
    */
   #blockGradient(pass: Pass, blk: Block, gxHat: Tensor | undefined, weight: boolean): Tensor | undefined {
     return T.scope(() => {
-      const zeros = (): Tensor => T.zeros([blk.rows, this.o.embeddingSize], { device: this.device });
-      if (blk.cols === 0) return weight ? zeros() : undefined;
+      if (blk.cols === 0)
+        return weight ? T.zeros([0, this.o.embeddingSize], { device: this.device }) : undefined;
       const { logits, cosRaw, rows, cols, unit, norm } = this.#logits(pass, blk, true);
       const dz = T.noGrad(() => {
         const p = logits.detach().float().sub(pass.max).exp().div(pass.sum);
@@ -226,8 +233,7 @@ export class FusedPartialFC extends PartialFC {
       return T.noGrad(() => {
         if (gxHat !== undefined) gxHat.add_(gCos!.mm(unit.to(pass.dtype)));
         if (!weight) return undefined;
-        const gw = unitGradToWeight(gCos!.transpose(0, 1).mm(pass.xHat.to(pass.dtype)).float(), unit, norm);
-        return blk.within === undefined ? gw : zeros().indexPut_([blk.within], gw);
+        return unitGradToWeight(gCos!.transpose(0, 1).mm(pass.xHat.to(pass.dtype)).float(), unit, norm);
       });
     });
   }
