@@ -28,8 +28,11 @@ for (const K of [2, 3]) {
       assert.equal(line.results.length, 20);
       for (const r of line.results) {
         const where = `rank ${line.rank} ${r.name}`;
-        // bf16 logits: 8 bits of mantissa in the matmuls.
-        const tol = r.name.endsWith("bf16") ? 5e-2 : 1e-5;
+        // bf16 logits: 8 bits of mantissa in the matmuls, × s = 64 before the softmax. That they
+        // differ at all shows the block matmuls ran in bf16.
+        const bf16 = r.name.endsWith("bf16");
+        const tol = bf16 ? 0.15 : 1e-5;
+        if (bf16) assert.ok(r.featRel > 0, `${where}: bf16 logits gave fp32's gradients exactly`);
         assert.ok(r.finite, `${where}: a finite step reported a non-finite gradient`);
         assert.ok(r.lossRel <= tol, `${where}: loss rel ${r.lossRel}`);
         assert.ok(r.featRel <= tol, `${where}: feature grad rel ${r.featRel}`);
@@ -37,14 +40,8 @@ for (const K of [2, 3]) {
           assert.ok(r.unchanged, `${where}: a skipped step changed the weights or momentum`);
           continue;
         }
-        assert.ok(
-          r.weightRel <= (r.name.endsWith("bf16") ? 1e-1 : 1e-4),
-          `${where}: update rel ${r.weightRel}`,
-        );
-        assert.ok(
-          r.momentumRel <= (r.name.endsWith("bf16") ? 1e-1 : 1e-4),
-          `${where}: momentum rel ${r.momentumRel}`,
-        );
+        assert.ok(r.weightRel <= (bf16 ? 0.15 : 1e-4), `${where}: update rel ${r.weightRel}`);
+        assert.ok(r.momentumRel <= (bf16 ? 0.15 : 1e-4), `${where}: momentum rel ${r.momentumRel}`);
       }
     }
   });
