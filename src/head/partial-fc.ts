@@ -62,7 +62,7 @@ export class PartialFC {
 
   constructor(
     readonly group: ProcessGroup,
-    private readonly o: HeadOptions,
+    protected readonly o: HeadOptions,
   ) {
     if (!(o.sampleRate > 0 && o.sampleRate <= 1)) {
       throw new Error(`head.sampleRate must be in (0, 1], got ${o.sampleRate}`);
