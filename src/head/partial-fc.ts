@@ -62,7 +62,7 @@ export class PartialFC {
 
   constructor(
     readonly group: ProcessGroup,
-    private readonly o: HeadOptions,
+    protected readonly o: HeadOptions,
   ) {
     if (!(o.sampleRate > 0 && o.sampleRate <= 1)) {
       throw new Error(`head.sampleRate must be in (0, 1], got ${o.sampleRate}`);
@@ -83,40 +83,20 @@ export class PartialFC {
   /**
    * Loss (mean over the global batch, the same value on every rank) under autograd: backward()
    * on it reaches the backbone through `localEmbeddings`; the shard weight's `.grad` is
-   * accumulated here. Every rank must pass the same number of rows.
-   *
-   * `gradScale` multiplies every gradient this call produces (the shard's and the embeddings'):
-   * 1/M when the global batch runs as M micro-batches, so their gradients add up to the batch's.
+   * accumulated here (step() applies it). Every rank must pass the same number of rows.
    */
-  forward(localEmbeddings: Tensor, localLabels: Tensor, o: { gradScale?: number } = {}): Tensor {
-    const g = this.group;
-    const [b, d] = localEmbeddings.shape as [number, number];
-    if (localEmbeddings.ndim !== 2 || d !== this.o.embeddingSize) {
-      throw new Error(
-        `head.forward: embeddings must be [B, ${this.o.embeddingSize}], got [${localEmbeddings.shape.join(", ")}]`,
-      );
-    }
+  forward(localEmbeddings: Tensor, localLabels: Tensor, o: HeadStepOptions = {}): Tensor {
     const [lossValue, gradLocal] = T.scope(() => {
-      const labelsIn = localLabels.flatten().to("i64");
-      if (labelsIn.size(0) !== b)
-        throw new Error(`head.forward: ${b} embeddings but ${labelsIn.size(0)} labels`);
-      const [x, y] = T.noGrad(() => {
-        const feats = g.allGather(localEmbeddings.detach().float().contiguous()).wait();
-        const labs = g.allGather(labelsIn.contiguous()).wait();
-        return [T.cat(feats), T.cat(labs)];
-      });
+      const { x, y, b, d } = this.gather(localEmbeddings, localLabels);
       const n = x.size(0);
       const { index, local } = T.noGrad(() => this.sample(y));
       const xLeaf = x.requiresGrad_();
       // The centres are normalised outside autograd and their gradient taken analytically:
       // ∂/∂w of w/|w| applied to g is (g − ŵ·(g·ŵ))/|w|, two passes over the shard, where
       // autograd's broadcasting backward of normalize takes ~5× the whole matmul on CPU.
-      const { unit, norm } = T.noGrad(() => {
-        const wPart = index === undefined ? this.weight.detach() : this.weight.indexSelect(0, index);
-        const raw = wPart.norm(2, 1, true);
-        const clamped = raw.clamp(EPS);
-        return { unit: wPart.div(clamped), norm: clamped };
-      });
+      const { unit, norm } = T.noGrad(() =>
+        unitRows(index === undefined ? this.weight.detach() : this.weight.indexSelect(0, index)),
+      );
       const unitLeaf = unit.requiresGrad_();
       // Drop each [N, C_local] intermediate's handle as soon as the next exists: the autograd graph
       // keeps what backward needs (the clamp's input), nothing else of that size stays alive.
@@ -126,14 +106,13 @@ export class PartialFC {
       const logits = this.margin.apply(cos, local);
       cos.dispose();
 
-      const { loss, dLogits } = T.noGrad(() => distributedSoftmaxCE(g, logits.detach(), local, n));
+      const { loss, dLogits } = T.noGrad(() => distributedSoftmaxCE(this.group, logits.detach(), local, n));
       if (o.gradScale !== undefined && o.gradScale !== 1) dLogits.mul_(o.gradScale);
       const [gx, gUnit] = T.grad([logits], [xLeaf, unitLeaf], [dLogits]);
       logits.dispose();
       dLogits.dispose();
       T.noGrad(() => {
-        const along = gUnit!.mul(unit).sum([1], true);
-        const gPart = gUnit!.sub_(unit.mul_(along)).div_(norm);
+        const gPart = unitGradToWeight(gUnit!, unit, norm);
         let gw = gPart;
         if (index !== undefined) {
           gw = T.zeros(this.weight.shape, { device: this.device });
@@ -146,18 +125,61 @@ export class PartialFC {
           this.weight.grad = gw; // the .grad slot holds its own reference
         }
       });
-      // Each row's gradient is the sum of every shard's partial gradient: reduce-scatter.
-      const mine = T.noGrad(() => {
-        const out = T.empty([b, d], { device: this.device });
-        g.reduceScatter(out, gx!.split(b, 0)).wait();
-        return this.o.featureGradScale === "true" ? out : out.mul_(g.worldSize);
-      });
-      return [loss, mine];
+      return [loss, this.featureGradient(gx!, b, d)];
     });
-    // Surrogate: its value is the loss, its gradient w.r.t. localEmbeddings is gradLocal.
-    return T.scope(() => {
-      const s = localEmbeddings.float().mul(gradLocal).sum();
-      return s.sub(s.detach()).add(lossValue);
+    return surrogate(localEmbeddings, lossValue, gradLocal);
+  }
+
+  /** Applies the step's update to the shard (after forward; skipped steps never call it). */
+  step(opt: HeadOptimizer): void {
+    opt.step();
+  }
+
+  /** Forgets this step's gradients. */
+  zeroGrad(): void {
+    this.weight.grad = undefined;
+  }
+
+  /** Tensors that are finite exactly when the shard's pending gradient is (loss scaling's check). */
+  gradientsToCheck(): Tensor[] {
+    const gw = this.weight.grad;
+    return gw ? [gw] : [];
+  }
+
+  /**
+   * The global batch (every rank's detached embeddings as fp32, and labels) for this rank's
+   * embeddings [b, D] and labels [b]: every rank must pass the same number of rows.
+   */
+  protected gather(
+    localEmbeddings: Tensor,
+    localLabels: Tensor,
+  ): { x: Tensor; y: Tensor; b: number; d: number } {
+    const g = this.group;
+    const [b, d] = localEmbeddings.shape as [number, number];
+    if (localEmbeddings.ndim !== 2 || d !== this.o.embeddingSize) {
+      throw new Error(
+        `head.forward: embeddings must be [B, ${this.o.embeddingSize}], got [${localEmbeddings.shape.join(", ")}]`,
+      );
+    }
+    const labelsIn = localLabels.flatten().to("i64");
+    if (labelsIn.size(0) !== b)
+      throw new Error(`head.forward: ${b} embeddings but ${labelsIn.size(0)} labels`);
+    return T.noGrad(() => {
+      const feats = g.allGather(localEmbeddings.detach().float().contiguous()).wait();
+      const labs = g.allGather(labelsIn.contiguous()).wait();
+      return { x: T.cat(feats), y: T.cat(labs), b, d };
+    });
+  }
+
+  /**
+   * This rank's rows [b, D] of the gradient w.r.t. the gathered batch `gx`: each row's gradient
+   * is the sum of every shard's partial gradient (reduce-scatter), scaled per featureGradScale.
+   */
+  protected featureGradient(gx: Tensor, b: number, d: number): Tensor {
+    return T.noGrad(() => {
+      const out = T.empty([b, d], { device: this.device });
+      this.group.reduceScatter(out, gx.split(b, 0)).wait();
+      return this.o.featureGradScale === "true" ? out : out.mul_(this.group.worldSize);
     });
   }
 
@@ -166,7 +188,7 @@ export class PartialFC {
    * sampled centres (undefined: the whole shard) and each row's label in the sampled set (−1
    * when its class lives on another rank).
    */
-  private sample(y: Tensor): { index: Tensor | undefined; local: Tensor } {
+  protected sample(y: Tensor): { index: Tensor | undefined; local: Tensor } {
     const { start, count } = this.shard;
     const inShard = y.ge(start).logicalAnd(y.lt(start + count));
     const shifted = T.where(inShard, y.sub(start), -1);
@@ -196,6 +218,44 @@ export class PartialFC {
     this.weight.dispose();
     this.lastSampled?.dispose();
   }
+}
+
+/** What the head needs of its optimizer: a step (the fused head's SGD also steps in row blocks). */
+export interface HeadOptimizer {
+  step(): void;
+}
+
+export interface HeadStepOptions {
+  /**
+   * Multiplies every gradient this call produces (the shard's and the embeddings'): 1/M when the
+   * global batch runs as M micro-batches, so their gradients add up to the batch's.
+   */
+  gradScale?: number;
+  /**
+   * The optimizer of a step that cannot be skipped and has this one micro-batch: a fused head
+   * applies its update in the same pass over the shard (step() then has nothing left to do).
+   */
+  stepWith?: HeadOptimizer;
+}
+
+/** Unit rows of `w` [k, D] and their clamped norms [k, 1] (F.normalize's). */
+export function unitRows(w: Tensor): { unit: Tensor; norm: Tensor } {
+  const norm = w.norm(2, 1, true).clamp(EPS);
+  return { unit: w.div(norm), norm };
+}
+
+/** ∂/∂w of w/|w| applied to the unit rows' gradient `gUnit` (overwritten). */
+export function unitGradToWeight(gUnit: Tensor, unit: Tensor, norm: Tensor): Tensor {
+  const along = gUnit.mul(unit).sum([1], true);
+  return gUnit.sub_(unit.mul(along)).div_(norm);
+}
+
+/** The loss joined to `localEmbeddings`: its value is `loss`, its gradient `gradLocal`. */
+export function surrogate(localEmbeddings: Tensor, loss: Tensor, gradLocal: Tensor): Tensor {
+  return T.scope(() => {
+    const s = localEmbeddings.float().mul(gradLocal).sum();
+    return s.sub(s.detach()).add(loss);
+  });
 }
 
 /**

@@ -97,6 +97,13 @@ export const TrainConfigSchema = z
         sampleRate: z.number().gt(0).max(1).default(1),
         margin: z.union([z.enum(["cosface", "arcface"]), margin]).default("cosface"),
         seed: z.number().int().default(0),
+        /**
+         * The fused chunked head (docs/head.md): the same step in O(batch × chunk) working memory,
+         * its weight gradient fused into SGD's update. "auto": whenever the optimizer is SGD.
+         */
+        fused: z.union([z.literal("auto"), z.boolean()]).default("auto"),
+        /** Classes per block of the fused head (default 4096). */
+        chunk: z.number().int().positive().optional(),
       })
       .strict()
       .prefault({}),
@@ -256,6 +263,20 @@ export const TrainConfigSchema = z
           "distill.mode 'online' runs the teacher and reads no store: remove distill.store or set distill.mode 'features'",
       });
     }
+    if (c.head.fused === true && c.optim.name !== "sgd") {
+      ctx.addIssue({
+        code: "custom",
+        path: ["head", "fused"],
+        message: `the fused head updates its shard with SGD inside its gradient pass; optim.name is '${c.optim.name}'`,
+      });
+    }
+    if (c.head.chunk !== undefined && !headIsFused(c)) {
+      ctx.addIssue({
+        code: "custom",
+        path: ["head", "chunk"],
+        message: "applies to the fused head only, which this config does not use (head.fused, optim.name)",
+      });
+    }
     // Where the run lands on Gloo (the CPU); on CUDA, NCCL carries bf16.
     if (c.dist.compress === "bf16" && (c.device === "cpu" || (c.device === "auto" && !cudaAvailable()))) {
       ctx.addIssue({
@@ -265,6 +286,11 @@ export const TrainConfigSchema = z
       });
     }
   });
+
+/** Whether the run uses the fused chunked head. */
+export function headIsFused(c: { head: { fused: "auto" | boolean }; optim: { name: string } }): boolean {
+  return c.head.fused === true || (c.head.fused === "auto" && c.optim.name === "sgd");
+}
 
 /** A config as written (defaults may be left out). */
 export type TrainConfigInput = z.input<typeof TrainConfigSchema>;

@@ -5,6 +5,7 @@ export {
   parseConfig,
   applyOverrides,
   loadConfigFile,
+  headIsFused,
   verifySetName,
   type TrainConfig,
   type TrainConfigInput,

@@ -1,6 +1,7 @@
 // What a config will hold in memory per rank, from the config alone (no data, no tensors): the
 // backbone's weights, gradients and optimizer state (sharded by ZeRO), this rank's head shard
-// (weights, optimizer state, gradient, normalised copy) and the logits of a micro-batch, and the
+// (weights, optimizer state; the reference head adds its gradient, a normalised copy and the logits
+// of a micro-batch, the fused head its blocks), and the
 // backbone's activations kept for backward, with and without checkpointing.
 //
 // Activations come from the iResNet's block shapes at 112×112 (iresnetBlocks) and what each layer
@@ -19,7 +20,8 @@
 import { type BlockShape, iresnetBlocks, resolvePreset } from "../models/index.ts";
 import { backboneCost } from "../models/index.ts";
 import { segmentBlocks } from "../models/common.ts";
-import type { TrainConfig } from "./config.ts";
+import { type TrainConfig, headIsFused } from "./config.ts";
+import { blockClasses, fusedHeadBytes } from "../head/index.ts";
 
 export interface PlanRow {
   /** What the bytes are. */
@@ -103,17 +105,35 @@ export function memoryPlan(cfg: TrainConfig, worldSize: number): MemoryPlan {
     head.push(
       { item: "shard weights", bytes: w, how },
       { item: `shard ${cfg.optim.name} state`, bytes: states * w, how: `${states} × ${how}` },
-      { item: "shard gradient", bytes: w, how },
-      { item: "normalised centres", bytes: w, how },
     );
     const sampled = Math.ceil(shard * cfg.head.sampleRate);
     const rows = (cfg.data.batchSize / cfg.train.microBatches) * K;
-    const bytes = cfg.train.headPrecision === "amp" && cfg.train.amp !== "none" ? 2 : F32;
-    head.push({
-      item: "logits of a micro-batch",
-      bytes: rows * sampled * bytes,
-      how: `global batch ${rows} × ${sampled} classes${cfg.head.sampleRate < 1 ? " (sampled)" : ""} × ${bytes} B`,
-    });
+    if (headIsFused(cfg)) {
+      const chunk = Math.min(cfg.head.chunk ?? blockClasses(rows), shard);
+      const { working } = fusedHeadBytes({
+        numClasses: C,
+        embeddingSize: D,
+        worldSize: K,
+        globalBatch: rows,
+        chunk,
+      });
+      head.push({
+        item: "fused head's blocks",
+        bytes: working,
+        how: `global batch ${rows} × ${chunk}-class blocks and [${rows}, ${D}] (fusedHeadBytes)`,
+      });
+    } else {
+      const bytes = cfg.train.headPrecision === "amp" && cfg.train.amp !== "none" ? 2 : F32;
+      head.push(
+        { item: "shard gradient", bytes: w, how },
+        { item: "normalised centres", bytes: w, how },
+        {
+          item: "logits of a micro-batch",
+          bytes: rows * sampled * bytes,
+          how: `global batch ${rows} × ${sampled} classes${cfg.head.sampleRate < 1 ? " (sampled)" : ""} × ${bytes} B`,
+        },
+      );
+    }
   }
 
   const activations = activationPlan(cfg);

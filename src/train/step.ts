@@ -145,7 +145,11 @@ export class TrainStep {
           const xi = M === 1 ? x : x.narrow(0, i * b, b);
           const yi = M === 1 ? y : y.narrow(0, i * b, b);
           const emb = this.precision.backbone(() => this.model.forward(xi));
-          const ce = this.precision.headForward(() => this.head.forward(emb, yi, { gradScale: 1 / M }));
+          // Nothing can skip a step without loss scaling: a fused head may update in its pass.
+          const stepWith = M === 1 && !this.scaler ? this.headOpt : undefined;
+          const ce = this.precision.headForward(() =>
+            this.head.forward(emb, yi, { gradScale: 1 / M, stepWith }),
+          );
           // A further term joins `terms` and the sum. The head's CE carries its 1/M in its
           // gradient, not its value; distillation is this rank's mean, weighted λ/M here (the
           // data-parallel averaging makes it the global batch's mean).
@@ -169,7 +173,7 @@ export class TrainStep {
         const clip = this.o.clipNorm ?? 0;
         if (clip > 0) this.sync.clipGradNorm(clip);
         this.sync.step();
-        this.headOpt.step();
+        this.head.step(this.headOpt);
       }
       this.#zeroGrad();
       return { loss: total, parts, skipped: !finite, lossScale };
@@ -202,15 +206,14 @@ export class TrainStep {
   /** With loss scaling: unscales, and whether every gradient on every rank is finite. */
   #unscale(): boolean {
     if (!this.scaler) return true;
-    const headGrad = this.head.weight.grad;
-    const finite = this.scaler.unscaleAndCheck(this.group, this.sync.grads(), headGrad ? [headGrad] : []);
+    const finite = this.scaler.unscaleAndCheck(this.group, this.sync.grads(), this.head.gradientsToCheck());
     this.scaler.update(finite);
     return finite;
   }
 
   #zeroGrad(): void {
     this.sync.zeroGrad();
-    this.headOpt.zeroGrad();
+    this.head.zeroGrad();
   }
 
   dispose(): void {

@@ -7,13 +7,13 @@ import fs from "node:fs";
 import path from "node:path";
 import * as T from "../torch/index.ts";
 import { ProcessGroup, placementFromEnv } from "../distributed/index.ts";
-import { PartialFC } from "../head/index.ts";
+import { FusedPartialFC, PartialFC } from "../head/index.ts";
 import { MARGIN_PRESETS } from "../losses/index.ts";
 import { type Backbone, buildBackbone } from "../models/index.ts";
 import { LRScheduler } from "../optim/index.ts";
 import { type Batch, DataLoader, openDataset } from "../data/index.ts";
 import { prefetchToDevice } from "../data/tensors.ts";
-import { type TrainConfig } from "./config.ts";
+import { type TrainConfig, headIsFused } from "./config.ts";
 import {
   CorruptCheckpointError,
   type TrainState,
@@ -198,14 +198,17 @@ async function trainWith(
   // The student's projection onto the teacher's embedding size (if they differ) trains with it.
   const term = distill?.term(cfg.model.embeddingSize, device);
   const margin = typeof cfg.head.margin === "string" ? MARGIN_PRESETS[cfg.head.margin] : cfg.head.margin;
-  const head = new PartialFC(group, {
+  const headOptions = {
     numClasses,
     embeddingSize: cfg.model.embeddingSize,
     sampleRate: cfg.head.sampleRate,
     margin,
     seed: cfg.head.seed,
     device,
-  });
+  };
+  const head = headIsFused(cfg)
+    ? new FusedPartialFC(group, { ...headOptions, chunk: cfg.head.chunk })
+    : new PartialFC(group, headOptions);
   // One optimizer for the replicated backbone (or, with ZeRO, for this rank's pieces of it) and
   // one for this rank's head shard (its state is sharded with it). Same schedule, per iteration.
   const lr = baseLr(cfg, worldSize);

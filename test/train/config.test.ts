@@ -1,7 +1,7 @@
 // Configs: presets validate, --set overrides parse JSON values and name unknown or bad keys.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { applyOverrides, loadConfigFile, parseConfig } from "../../src/train/index.ts";
+import { applyOverrides, headIsFused, loadConfigFile, parseConfig } from "../../src/train/index.ts";
 import { DEFAULT_LOSS_SCALE } from "../../src/train/precision.ts";
 import { DEFAULT_BUCKET_CAP_MB, DEFAULT_TIMEOUT_S } from "../../src/distributed/index.ts";
 import base from "../../configs/base.ts";
@@ -134,4 +134,21 @@ test("loadConfigFile applies --set and reports the source", async () => {
     loadConfigFile("configs/demo.ts", ["optim.lr=-1"]),
     /configs\/demo\.ts with --set optim\.lr=-1 is invalid:\n {2}optim\.lr/,
   );
+});
+
+test("the fused head: on with SGD by default, refused with another optimizer, chunk only when used", () => {
+  const minimal = { runDir: "runs/x", data: { path: "d", batchSize: 8 }, steps: 10 };
+  assert.equal(headIsFused(parseConfig(minimal)), true);
+  assert.equal(headIsFused(parseConfig({ ...minimal, optim: { name: "lars" } })), false);
+  assert.equal(headIsFused(parseConfig({ ...minimal, head: { fused: false } })), false);
+  assert.equal(parseConfig({ ...minimal, head: { chunk: 1024 } }).head.chunk, 1024);
+  assert.throws(
+    () => parseConfig({ ...minimal, head: { fused: true }, optim: { name: "adamw" } }),
+    /head\.fused: .*optim\.name is 'adamw'/,
+  );
+  assert.throws(
+    () => parseConfig({ ...minimal, head: { fused: false, chunk: 512 } }),
+    /head\.chunk: applies to the fused head only/,
+  );
+  assert.throws(() => parseConfig({ ...minimal, head: { chunk: 0 } }), /head\.chunk/);
 });

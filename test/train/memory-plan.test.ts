@@ -39,8 +39,12 @@ test("the plan's figures are their closed forms for a tiny iResNet at 3 ranks", 
   assert.deepEqual(bytes(plan.backbone), [4 * P, (4 * P) / 3 + 25 * 2 ** 20, (4 * P) / 3]);
   // Rank 0's shard: ⌈1000 / 3⌉ = 334 classes × 16 × 4 B for weights, momentum, gradient and the
   // normalised copy; logits for a micro-batch of the global batch, (8 / 2) × 3 rows × 334 × 4 B.
+  // That is the reference head's; the fused head (the default with SGD) holds weights, momentum and
+  // its blocks: 4 B × (6 × 12 rows × 16 + 8 × 12 × 334 classes + 6 × 334 × 16).
   assert.equal(plan.shardClasses, 334);
-  assert.deepEqual(bytes(plan.head), [21376, 21376, 21376, 21376, 12 * 334 * 4]);
+  assert.deepEqual(bytes(plan.head), [21376, 21376, 4 * (6 * 12 * 16 + 8 * 12 * 334 + 6 * 334 * 16)]);
+  const reference = memoryPlan(tiny({ head: { numClasses: 1000, fused: false } }), 3);
+  assert.deepEqual(bytes(reference.head), [21376, 21376, 21376, 21376, 12 * 334 * 4]);
   // Saved elements per image (channels 8/16/32/64; side 112 → 56 → 28 → 14 → 7):
   const stem = 2 * 8 * 112 ** 2;
   const blocks = [

@@ -7,7 +7,7 @@
 // saw that step's batch; training then goes on and the scale grows back.
 import * as T from "../../src/torch/index.ts";
 import { ProcessGroup } from "../../src/distributed/index.ts";
-import { PartialFC } from "../../src/head/index.ts";
+import { FusedPartialFC, PartialFC } from "../../src/head/index.ts";
 import { SGD } from "../../src/optim/index.ts";
 import { IResNet, type CheckpointPolicy } from "../../src/models/index.ts";
 import { type StepModel, type StepOptions, TrainStep } from "../../src/train/index.ts";
@@ -44,7 +44,8 @@ function build(checkpoint: CheckpointPolicy, o: StepOptions, chunks: number) {
   T.manualSeed(g.rank + 11); // different weights per rank: the broadcast must fix them
   const net = new IResNet({ blocks: [1, 1, 1, 1], width: 0.125, numFeatures: D, checkpoint });
   net.train();
-  const head = new PartialFC(g, {
+  const Head = process.env.TEST_HEAD === "fused" ? FusedPartialFC : PartialFC;
+  const head = new Head(g, {
     numClasses: CLASSES,
     embeddingSize: D,
     sampleRate: 1,
