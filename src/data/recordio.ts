@@ -259,15 +259,10 @@ export function readIndex(idxPath: string): RecordIndex {
       if (n === 0) break;
       pos += n;
       const end = have + n;
-      let start = 0;
-      for (let nl = buf.indexOf(0x0a, start); nl >= 0 && nl < end; nl = buf.indexOf(0x0a, start)) {
-        const err = parseIndexLine(buf, start, nl, index);
-        if (err) throw new RecordIOError(idxPath, `line ${line} ${err}`);
-        line++;
-        start = nl + 1;
-      }
-      have = end - start;
-      buf.copy(buf, 0, start, end);
+      const stop = buf.lastIndexOf(0x0a, end - 1) + 1;
+      line = parseLines(buf, stop, index, line, idxPath);
+      have = end - stop;
+      buf.copy(buf, 0, stop, end);
     }
   } finally {
     closeSync(fd);
@@ -277,30 +272,69 @@ export function readIndex(idxPath: string): RecordIndex {
   return index.done();
 }
 
-/** Parses "key<TAB>offset" in buf[a, b); returns what is wrong, or "" when fine. */
-function parseIndexLine(buf: Buffer, a: number, b: number, index: RecordIndexBuilder): string {
-  let key = 0;
+const isBlank = (c: number): boolean => c === 0x09 || c === 0x20 || c === 0x0d;
+
+/**
+ * Parses the whole lines in buf[0, stop) (stop is just past a newline) into `index`; returns the
+ * next line's number. Written as tight digit loops (260 M lines at WebFace260M); a line they do
+ * not accept is handed to parseIndexLine for the error's wording.
+ */
+function parseLines(
+  buf: Buffer,
+  stop: number,
+  index: RecordIndexBuilder,
+  line: number,
+  file: string,
+): number {
+  for (let i = 0; i < stop; line++) {
+    const start = i;
+    let d: number;
+    while (isBlank(buf[i] as number)) i++;
+    let key = 0;
+    const k0 = i;
+    while ((d = (buf[i] as number) - 0x30) >= 0 && d <= 9) {
+      key = key * 10 + d;
+      i++;
+    }
+    const keyEnd = i;
+    while (isBlank(buf[i] as number)) i++;
+    let off = 0;
+    const o0 = i;
+    while ((d = (buf[i] as number) - 0x30) >= 0 && d <= 9) {
+      off = off * 10 + d;
+      i++;
+    }
+    const offEnd = i;
+    while (isBlank(buf[i] as number)) i++;
+    if (keyEnd === k0 || offEnd === o0 || o0 === keyEnd || buf[i] !== 0x0a || off % 4 !== 0) {
+      const nl = buf.indexOf(0x0a, start);
+      throw new RecordIOError(file, `line ${line} ${lineError(buf, start, nl)}`);
+    }
+    index.push(key, off);
+    i++;
+  }
+  return line;
+}
+
+/** What is wrong with the line "key<TAB>offset" in buf[a, b). */
+function lineError(buf: Buffer, a: number, b: number): string {
   let off = 0;
   let field = 0; // 0 before key, 1 key, 2 between, 3 offset, 4 after
   for (let i = a; i < b; i++) {
     const c = buf[i] as number;
     if (c >= 0x30 && c <= 0x39) {
-      if (field <= 1) {
-        key = key * 10 + (c - 0x30);
-        field = 1;
-      } else if (field <= 3) {
+      if (field <= 1) field = 1;
+      else if (field <= 3) {
         off = off * 10 + (c - 0x30);
         field = 3;
       } else return 'has more than "key<TAB>offset"';
-    } else if (c === 0x09 || c === 0x20 || c === 0x0d) {
+    } else if (isBlank(c)) {
       if (field === 1) field = 2;
       else if (field === 3) field = 4;
     } else return `has an unexpected byte 0x${c.toString(16)} (not "key<TAB>offset")`;
   }
   if (field < 3) return 'is not "key<TAB>offset"';
-  if (off % 4 !== 0) return `: offset ${off} is not 4-aligned, so no record starts there`;
-  index.push(key, off);
-  return "";
+  return `: offset ${off} is not 4-aligned, so no record starts there`;
 }
 
 /** Builds an index by walking a .rec from the start (for a .rec whose .idx is lost). */

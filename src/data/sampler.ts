@@ -12,7 +12,7 @@
 // The chunk order is a keyed bijection computed per position (a Feistel network with cycle
 // walking), not a shuffled array: at WebFace260M's 260 M samples a materialised permutation is
 // 1 GB on every rank, while each rank only visits its own slice of it.
-import { Rng, hash32 } from "./rng.ts";
+import { HASH_SEED, Rng, hash32, mix } from "./rng.ts";
 
 /**
  * A pseudo-random permutation of [0, n) keyed by `key`: at(i) and its inverse in a few hashes
@@ -22,11 +22,12 @@ import { Rng, hash32 } from "./rng.ts";
 export class KeyedPermutation {
   private readonly half: number;
   private readonly mask: number;
-  private static readonly ROUNDS = 6;
+  /** hash32(key, round)'s state per round: a round's function is hash32(key, round, x). */
+  private readonly rounds: number[];
 
   constructor(
     readonly n: number,
-    private readonly key: number,
+    key: number,
   ) {
     if (!Number.isSafeInteger(n) || n < 1 || n > 2 ** 32)
       throw new Error(`KeyedPermutation: n = ${n} is not in 1..2^32`);
@@ -34,23 +35,24 @@ export class KeyedPermutation {
     while (4 ** h < n) h++;
     this.half = 2 ** h;
     this.mask = this.half - 1;
+    this.rounds = Array.from({ length: 6 }, (_, r) => mix(mix(HASH_SEED, key), r));
   }
 
-  private round(r: number, x: number): number {
-    return hash32(this.key, r, x) & this.mask;
+  private round(k: number, x: number): number {
+    return mix(this.rounds[k] as number, x) & this.mask;
   }
 
   private forward(x: number): number {
     let l = Math.floor(x / this.half);
     let r = x & this.mask;
-    for (let k = 0; k < KeyedPermutation.ROUNDS; k++) [l, r] = [r, (l ^ this.round(k, r)) >>> 0];
+    for (let k = 0; k < this.rounds.length; k++) [l, r] = [r, (l ^ this.round(k, r)) >>> 0];
     return l * this.half + r;
   }
 
   private backward(y: number): number {
     let l = Math.floor(y / this.half);
     let r = y & this.mask;
-    for (let k = KeyedPermutation.ROUNDS - 1; k >= 0; k--) [l, r] = [(r ^ this.round(k, l)) >>> 0, l];
+    for (let k = this.rounds.length - 1; k >= 0; k--) [l, r] = [(r ^ this.round(k, l)) >>> 0, l];
     return l * this.half + r;
   }
 
