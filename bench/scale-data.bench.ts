@@ -69,10 +69,17 @@ function writeIndexPack(dir: string, n: number): { idxBytes: number; recBytes: n
 }
 
 /** In a fresh process: open the pack and compute one rank's epoch order. */
+const cpuSeconds = (): number => {
+  const u = process.cpuUsage();
+  return (u.user + u.system) / 1e6;
+};
+
 function openIndex(dir: string, ranks: number): void {
   const t0 = performance.now();
+  const c0 = cpuSeconds();
   const ds = new RecDataset(dir);
   const open = seconds(t0);
+  const openCpu = cpuSeconds() - c0;
   const rssOpen = peakRss();
   const t1 = performance.now();
   const order = new ShardedSampler({
@@ -83,15 +90,18 @@ function openIndex(dir: string, ranks: number): void {
     seed: 1,
   }).epochIndices(3);
   const sample = seconds(t1);
+  const sampleCpu = cpuSeconds() - c0 - openCpu;
   const last = ds.locate(ds.length - 1);
   const check = last.kind === "rec" ? last.offset : -1;
   console.log(
     JSON.stringify({
       records: ds.length,
       openSeconds: open,
+      openCpuSeconds: openCpu,
       indexBytes: ds.reader.index.bytes,
       peakRssAfterOpen: rssOpen,
       epochOrderSeconds: sample,
+      epochOrderCpuSeconds: sampleCpu,
       epochOrderLength: order.length,
       peakRss: peakRss(),
       lastOffset: check,
@@ -111,12 +121,14 @@ function writeFolders(root: string, n: number): void {
 
 function listFolders(root: string): void {
   const t0 = performance.now();
+  const c0 = cpuSeconds();
   const ds = openFolderDataset(root);
   console.log(
     JSON.stringify({
       images: ds.length,
       identities: ds.numClasses,
       seconds: seconds(t0),
+      cpuSeconds: cpuSeconds() - c0,
       peakRss: peakRss(),
     }),
   );
@@ -152,11 +164,11 @@ else {
       );
       const r = child("--open-index", tmp, String(ranks));
       console.log(
-        `  open as a dataset: ${r.openSeconds!.toFixed(1)} s, index ${gib(r.indexBytes!)} (${(r.indexBytes! / n).toFixed(2)} B/record), ` +
+        `  open as a dataset: ${r.openSeconds!.toFixed(1)} s (CPU ${r.openCpuSeconds!.toFixed(1)} s), index ${gib(r.indexBytes!)} (${(r.indexBytes! / n).toFixed(2)} B/record), ` +
           `peak RSS ${gib(r.peakRssAfterOpen!)}`,
       );
       console.log(
-        `  rank 0 of ${ranks}: epoch order of ${r.epochOrderLength} samples in ${r.epochOrderSeconds!.toFixed(1)} s, peak RSS ${gib(r.peakRss!)}`,
+        `  rank 0 of ${ranks}: epoch order of ${r.epochOrderLength} samples in ${r.epochOrderSeconds!.toFixed(1)} s (CPU ${r.epochOrderCpuSeconds!.toFixed(1)} s), peak RSS ${gib(r.peakRss!)}`,
       );
       rmSync(path.join(tmp, "train.idx"));
       rmSync(path.join(tmp, "train.rec"));
@@ -174,8 +186,8 @@ else {
       const a = child("--list-folder", root);
       const b = child("--list-folder", root);
       console.log(
-        `  listing ${a.images} images: ${cold ? "cold cache" : "first"} ${a.seconds!.toFixed(1)} s, ` +
-          `warm ${b.seconds!.toFixed(1)} s, peak RSS ${gib(b.peakRss!)}`,
+        `  listing ${a.images} images: ${cold ? "cold cache" : "first"} ${a.seconds!.toFixed(1)} s (CPU ${a.cpuSeconds!.toFixed(1)} s), ` +
+          `warm ${b.seconds!.toFixed(1)} s (CPU ${b.cpuSeconds!.toFixed(1)} s), peak RSS ${gib(b.peakRss!)}`,
       );
     }
   } finally {
