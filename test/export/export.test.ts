@@ -137,7 +137,9 @@ test("external data: the weights go to <out>.data, and onnxruntime, mfr's embedd
     end += length;
   }
   assert.equal(end, statSync(`${out}.data`).size);
-  assert.ok(statSync(out).size + end - statSync(inline).size < 4096, "the same bytes, split in two files");
+  // The same weights, moved: the model file grows only by each initialiser's location entries.
+  const moved = statSync(out).size + end - statSync(inline).size;
+  assert.ok(moved > 0 && moved < 128 * init.length, `${moved} bytes more in all`);
   // mfr embed / eval --model read it as they read the inline export.
   const images = syntheticFaces(3, 5);
   const [a, b] = await Promise.all(
