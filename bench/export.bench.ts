@@ -11,8 +11,8 @@ import { mkdirSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import * as T from "../src/torch/index.ts";
-import { Conv2d, Linear, init } from "../src/nn/index.ts";
-import { type Backbone, buildBackbone, foldBatchNorm } from "../src/models/index.ts";
+import { type Backbone, foldBatchNorm } from "../src/models/index.ts";
+import { benchBackbone } from "./bench-backbone.ts";
 import {
   type GraphOptimization,
   OnnxSession,
@@ -29,23 +29,6 @@ const warmup = Number(env.BENCH_WARMUP ?? 2);
 const here = path.dirname(fileURLToPath(import.meta.url));
 
 T.setNumThreads(1);
-
-/**
- * Weights that keep eval-mode activations O(1): with untrained BatchNorm statistics (mean 0, var 1)
- * arcface_torch's N(0, 0.1) conv init grows activations ~5x per conv and overflows fp32 in deep
- * nets, and inf/denormal arithmetic would colour the timings. Fan-in scaling keeps them finite.
- */
-function benchBackbone(name: string): Backbone {
-  T.manualSeed(0);
-  const m = buildBackbone(name);
-  for (const [, c] of m.namedModules()) {
-    if (c instanceof Conv2d || c instanceof Linear) {
-      const fanIn = c.weight.numel / c.weight.size(0);
-      init.normal_(c.weight, 0, 1 / Math.sqrt(fanIn));
-    }
-  }
-  return m.eval();
-}
 
 interface Config {
   name: string;

@@ -284,6 +284,33 @@ TENSOR_FN(CopyInto) {
   MFR_GUARD_END(env, "copyInto")
 }
 
+// bytesView(handle, byteOffset, byteLength): an ArrayBuffer over part of a contiguous CPU
+// tensor's own memory, no copy, for streaming it to and from files (hashing, fs reads and writes
+// in chunks). The buffer holds a reference to the tensor's storage, released by its finalizer,
+// so disposing the tensor while a view is alive cannot free memory under JS.
+TENSOR_FN(BytesView) {
+  Napi::Env env = info.Env();
+  MFR_GUARD_BEGIN
+  const at::Tensor& t = GetTensor(env, info[0], "bytesView");
+  if (!t.device().is_cpu() || !t.is_contiguous()) {
+    throw Napi::Error::New(env, "bytesView: the tensor must be contiguous and on the CPU");
+  }
+  double off = info[1].ToNumber().DoubleValue();
+  double len = info[2].ToNumber().DoubleValue();
+  double n = static_cast<double>(t.nbytes());
+  if (!(off >= 0 && len >= 0 && off + len <= n) || off != static_cast<double>(static_cast<int64_t>(off)) ||
+      len != static_cast<double>(static_cast<int64_t>(len))) {
+    throw Napi::RangeError::New(env, "bytesView: range [" + std::to_string(off) + ", +" + std::to_string(len) +
+                                         ") is outside the tensor's " + std::to_string(t.nbytes()) + " bytes");
+  }
+  if (len == 0) return Napi::ArrayBuffer::New(env, 0);
+  auto* keep = new at::Tensor(t.detach());
+  uint8_t* data = static_cast<uint8_t*>(keep->data_ptr()) + static_cast<size_t>(off);
+  return Napi::ArrayBuffer::New(
+      env, data, static_cast<size_t>(len), [](Napi::Env, void*, at::Tensor* k) { delete k; }, keep);
+  MFR_GUARD_END(env, "bytesView")
+}
+
 TENSOR_FN(RequiresGrad) {
   return Napi::Boolean::New(info.Env(), GetTensor(info.Env(), info[0], "requiresGrad").requires_grad());
 }
@@ -415,7 +442,7 @@ void InitTensor(Napi::Env env, Napi::Object exports) {
       {"setGrad", SetGrad},           {"isLeaf", IsLeaf},
       {"gradFn", GradFn},             {"retainGrad", RetainGrad},
       {"sameStorage", SameStorage},   {"version", Version},
-      {"fromBuffer", FromBuffer},
+      {"fromBuffer", FromBuffer},       {"bytesView", BytesView},
   };
   for (const auto& [name, fn] : fns) exports.Set(name, Napi::Function::New(env, fn, name));
 }

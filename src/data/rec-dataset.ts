@@ -48,9 +48,10 @@ export class RecDataset implements Dataset {
   readonly numClasses: number | undefined;
   readonly numClassesFrom: string | undefined;
   readonly imageSize: [number, number] | undefined;
-  /** Image records' keys and offsets (views into the index where possible). */
-  readonly keys: Float64Array;
-  readonly offsets: Float64Array;
+  readonly length: number;
+  /** Image i sits at index position `first + i`, or at positions[i] when the keys are scattered. */
+  private readonly first: number;
+  private readonly positions: Float64Array | undefined;
   /** Record 0's [first identity key, end key), when the pack has that header. */
   readonly header0: [number, number] | undefined;
   private ranges: Float64Array | undefined;
@@ -60,38 +61,41 @@ export class RecDataset implements Dataset {
     this.reader = new RecordIOReader(rec, existsSync(idx) ? idx : null);
     const prop = existsSync(property) ? readProperty(property) : undefined;
     this.imageSize = prop ? [prop.height, prop.width] : undefined;
-    const { keys, offsets } = this.reader.index;
     const h0 = this.reader.positionOf(0) >= 0 ? unpackIR(this.reader.read(0)).header : undefined;
     if (h0 && h0.flag > 0 && typeof h0.label !== "number") {
       const [a, b] = this.checkHeader0(h0.label);
       this.header0 = [a, b];
-      const n = Math.max(0, a - 1);
-      if (this.reader.contiguousFrom === 0 && n < this.reader.length) {
-        // Keys 0..n in order (every InsightFace pack): views, not copies (GBs at WebFace scale).
-        this.keys = keys.subarray(1, a);
-        this.offsets = offsets.subarray(1, a);
-      } else {
-        this.keys = new Float64Array(n);
-        this.offsets = new Float64Array(n);
-      }
-      for (let k = 1; k < a && this.keys.buffer !== keys.buffer; k++) {
-        const p = this.reader.positionOf(k);
-        if (p < 0) {
-          this.close();
-          throw new RecordIOError(rec, `record 0 says images are keys 1..${a - 1} but key ${k} is missing`);
+      this.length = Math.max(0, a - 1);
+      this.first = 1;
+      // Keys 0..n in order (every InsightFace pack): positions are the keys, nothing to store.
+      if (this.reader.contiguousFrom !== 0 || this.length >= this.reader.length) {
+        this.positions = new Float64Array(this.length);
+        for (let k = 1; k < a; k++) {
+          const p = this.reader.positionOf(k);
+          if (p < 0) {
+            this.close();
+            throw new RecordIOError(rec, `record 0 says images are keys 1..${a - 1} but key ${k} is missing`);
+          }
+          this.positions[k - 1] = p;
         }
-        this.keys[k - 1] = k;
-        this.offsets[k - 1] = offsets[p] as number;
       }
       this.numClasses = b - a;
       this.numClassesFrom = `${rec} record 0`;
     } else {
       this.header0 = undefined;
-      this.keys = keys;
-      this.offsets = offsets;
+      this.length = this.reader.length;
+      this.first = 0;
       this.numClasses = prop?.identities;
       this.numClassesFrom = prop ? property : undefined;
     }
+  }
+
+  private position(i: number): number {
+    return this.positions ? (this.positions[i] as number) : this.first + i;
+  }
+
+  private keyOf(i: number): number {
+    return this.reader.index.keyAt(this.position(i));
   }
 
   /**
@@ -115,28 +119,25 @@ export class RecDataset implements Dataset {
     return [a, b];
   }
 
-  get length(): number {
-    return this.keys.length;
-  }
-
   locate(i: number): SampleLocator {
+    const p = this.position(i);
     return {
       kind: "rec",
       file: this.reader.recPath,
-      key: this.keys[i] as number,
-      offset: this.offsets[i] as number,
+      key: this.reader.index.keyAt(p),
+      offset: this.reader.index.offsetAt(p),
     };
   }
 
   describe(i: number): string {
-    return `${this.reader.recPath} record ${this.keys[i]}`;
+    return `${this.reader.recPath} record ${this.keyOf(i)}`;
   }
 
   /** Labels are known without reading images only through record 0's identity records. */
   labelOf(i: number): number | undefined {
     const r = this.identityRanges();
     if (!r) return undefined;
-    const key = this.keys[i] as number;
+    const key = this.keyOf(i);
     let lo = 0;
     let hi = r.length / 2 - 1;
     while (lo <= hi) {

@@ -8,6 +8,9 @@
 // dropped and re-inserted by the reader), so a reader never mistakes payload bytes for a header.
 // The .idx is text: one "key\tbyte offset\n" line per record, in write order.
 import { closeSync, fstatSync, fsyncSync, openSync, readSync, renameSync, rmSync, writeSync } from "node:fs";
+import { RecordIndex, RecordIndexBuilder } from "./record-index.ts";
+
+export { RecordIndex };
 
 export const RECORDIO_MAGIC = 0xced7230a;
 /** dmlc-core refuses parts of 2^29 bytes or more (29 bits of length). */
@@ -234,33 +237,6 @@ export class RecordIOWriter {
   }
 }
 
-/** A parsed .idx: keys and byte offsets in file order. */
-export interface RecordIndex {
-  keys: Float64Array;
-  offsets: Float64Array;
-}
-
-/** Float64 values appended one by one (JS arrays of 42 M numbers are slow and large). */
-class Float64List {
-  private a: Float64Array;
-  length = 0;
-  constructor(capacity = 1 << 16) {
-    this.a = new Float64Array(Math.max(16, capacity));
-  }
-  push(v: number): void {
-    if (this.length === this.a.length) {
-      const b = new Float64Array(this.a.length * 2);
-      b.set(this.a);
-      this.a = b;
-    }
-    this.a[this.length++] = v;
-  }
-  /** The values (a view: copying would touch every page again). */
-  done(): Float64Array {
-    return this.a.subarray(0, this.length);
-  }
-}
-
 /**
  * Parses a .idx, with errors naming the file and line (a missing last newline means truncation).
  * Works on bytes in chunks: WebFace's .idx files (~1 GB of text) exceed V8's longest string.
@@ -268,9 +244,7 @@ class Float64List {
 export function readIndex(idxPath: string): RecordIndex {
   const fd = openSync(idxPath, "r");
   // Lines are >= 12 bytes past the first few hundred (key, tab, 8+ digit offset, newline).
-  const guess = Math.ceil(fstatSync(fd).size / 12) + 1024;
-  const keys = new Float64List(guess);
-  const offsets = new Float64List(guess);
+  const index = new RecordIndexBuilder(Math.ceil(fstatSync(fd).size / 12) + 1024);
   let buf = Buffer.allocUnsafe(1 << 24);
   let have = 0; // bytes of an unfinished line kept at the start of buf
   let line = 1;
@@ -285,49 +259,82 @@ export function readIndex(idxPath: string): RecordIndex {
       if (n === 0) break;
       pos += n;
       const end = have + n;
-      let start = 0;
-      for (let nl = buf.indexOf(0x0a, start); nl >= 0 && nl < end; nl = buf.indexOf(0x0a, start)) {
-        const err = parseIndexLine(buf, start, nl, keys, offsets);
-        if (err) throw new RecordIOError(idxPath, `line ${line} ${err}`);
-        line++;
-        start = nl + 1;
-      }
-      have = end - start;
-      buf.copy(buf, 0, start, end);
+      const stop = buf.lastIndexOf(0x0a, end - 1) + 1;
+      line = parseLines(buf, stop, index, line, idxPath);
+      have = end - stop;
+      buf.copy(buf, 0, stop, end);
     }
   } finally {
     closeSync(fd);
   }
   if (have > 0)
     throw new RecordIOError(idxPath, `truncated: line ${line} has no end of line (the file was cut short)`);
-  return { keys: keys.done(), offsets: offsets.done() };
+  return index.done();
 }
 
-/** Parses "key<TAB>offset" in buf[a, b); returns what is wrong, or "" when fine. */
-function parseIndexLine(buf: Buffer, a: number, b: number, keys: Float64List, offsets: Float64List): string {
-  let key = 0;
+const isBlank = (c: number): boolean => c === 0x09 || c === 0x20 || c === 0x0d;
+
+/**
+ * Parses the whole lines in buf[0, stop) (stop is just past a newline) into `index`; returns the
+ * next line's number. Written as tight digit loops (260 M lines at WebFace260M); a line they do
+ * not accept is handed to parseIndexLine for the error's wording.
+ */
+function parseLines(
+  buf: Buffer,
+  stop: number,
+  index: RecordIndexBuilder,
+  line: number,
+  file: string,
+): number {
+  for (let i = 0; i < stop; line++) {
+    const start = i;
+    let d: number;
+    while (isBlank(buf[i] as number)) i++;
+    let key = 0;
+    const k0 = i;
+    while ((d = (buf[i] as number) - 0x30) >= 0 && d <= 9) {
+      key = key * 10 + d;
+      i++;
+    }
+    const keyEnd = i;
+    while (isBlank(buf[i] as number)) i++;
+    let off = 0;
+    const o0 = i;
+    while ((d = (buf[i] as number) - 0x30) >= 0 && d <= 9) {
+      off = off * 10 + d;
+      i++;
+    }
+    const offEnd = i;
+    while (isBlank(buf[i] as number)) i++;
+    if (keyEnd === k0 || offEnd === o0 || o0 === keyEnd || buf[i] !== 0x0a || off % 4 !== 0) {
+      const nl = buf.indexOf(0x0a, start);
+      throw new RecordIOError(file, `line ${line} ${lineError(buf, start, nl)}`);
+    }
+    index.push(key, off);
+    i++;
+  }
+  return line;
+}
+
+/** What is wrong with the line "key<TAB>offset" in buf[a, b). */
+function lineError(buf: Buffer, a: number, b: number): string {
   let off = 0;
   let field = 0; // 0 before key, 1 key, 2 between, 3 offset, 4 after
   for (let i = a; i < b; i++) {
     const c = buf[i] as number;
     if (c >= 0x30 && c <= 0x39) {
-      if (field <= 1) {
-        key = key * 10 + (c - 0x30);
-        field = 1;
-      } else if (field <= 3) {
+      if (field <= 1) field = 1;
+      else if (field <= 3) {
         off = off * 10 + (c - 0x30);
         field = 3;
       } else return 'has more than "key<TAB>offset"';
-    } else if (c === 0x09 || c === 0x20 || c === 0x0d) {
+    } else if (isBlank(c)) {
       if (field === 1) field = 2;
       else if (field === 3) field = 4;
     } else return `has an unexpected byte 0x${c.toString(16)} (not "key<TAB>offset")`;
   }
   if (field < 3) return 'is not "key<TAB>offset"';
-  if (off % 4 !== 0) return `: offset ${off} is not 4-aligned, so no record starts there`;
-  keys.push(key);
-  offsets.push(off);
-  return "";
+  return `: offset ${off} is not 4-aligned, so no record starts there`;
 }
 
 /** Builds an index by walking a .rec from the start (for a .rec whose .idx is lost). */
@@ -335,11 +342,11 @@ export function scanRecords(recPath: string): RecordIndex {
   const fd = openSync(recPath, "r");
   try {
     const size = fstatSync(fd).size;
-    const offs = new Float64List();
+    const index = new RecordIndexBuilder(1 << 16);
     let pos = 0;
     const head = Buffer.allocUnsafe(8);
     while (pos < size) {
-      offs.push(pos);
+      index.push(index.length, pos);
       for (;;) {
         if (pos + 8 > size)
           throw new RecordIOError(recPath, `truncated: record header at byte ${pos} is cut short`);
@@ -354,8 +361,7 @@ export function scanRecords(recPath: string): RecordIndex {
       if (pos > size)
         throw new RecordIOError(recPath, `truncated: the last record runs past the end of the file`);
     }
-    const offsets = offs.done();
-    return { keys: Float64Array.from(offsets, (_, i) => i), offsets };
+    return index.done();
   } finally {
     closeSync(fd);
   }
@@ -374,9 +380,6 @@ export class RecordIOReader {
   readonly fd: number;
   readonly size: number;
   readonly index: RecordIndex;
-  private readonly byKey = new Map<number, number>();
-  /** First key when the .idx lists keys k0, k0+1, ... in order (positions are then arithmetic). */
-  readonly contiguousFrom: number | null;
 
   constructor(
     readonly recPath: string,
@@ -385,25 +388,15 @@ export class RecordIOReader {
     this.index = idxPath ? readIndex(idxPath) : scanRecords(recPath);
     this.fd = openSync(recPath, "r");
     this.size = fstatSync(this.fd).size;
-    const { keys, offsets } = this.index;
-    const n = keys.length;
-    const k0 = keys[0] ?? 0;
-    let contiguous = true;
-    let last = -1;
-    for (let i = 0; i < n; i++) {
-      if (keys[i] !== k0 + i) contiguous = false;
-      const off = offsets[i] as number;
-      if (off >= this.size) {
-        this.close();
-        throw new RecordIOError(
-          recPath,
-          `truncated: record ${keys[i]} is indexed at byte ${off} but the file has ${this.size} bytes`,
-        );
-      }
-      if (last < 0 || off > (offsets[last] as number)) last = i;
+    // The record at the largest offset must end where the .rec ends: every offset lies inside.
+    const last = this.index.lastPosition;
+    if (last >= 0 && this.index.offsetAt(last) >= this.size) {
+      this.close();
+      throw new RecordIOError(
+        recPath,
+        `truncated: record ${this.index.keyAt(last)} is indexed at byte ${this.index.offsetAt(last)} but the file has ${this.size} bytes`,
+      );
     }
-    this.contiguousFrom = contiguous ? k0 : null;
-    if (!contiguous) for (let i = 0; i < n; i++) this.byKey.set(keys[i] as number, i);
     this.checkStart();
     if (last >= 0) this.checkEnd(last, idxPath);
     else if (idxPath && this.size > 0) {
@@ -413,6 +406,11 @@ export class RecordIOReader {
         `lists no records but ${recPath} has ${this.size} bytes (the index is empty or was cut short)`,
       );
     }
+  }
+
+  /** First key when the .idx lists keys k0, k0+1, ... in order (positions are then arithmetic). */
+  get contiguousFrom(): number | null {
+    return this.index.contiguousFrom;
   }
 
   /** Every .rec starts with a record: random bytes are reported as such, not as a truncation. */
@@ -428,10 +426,10 @@ export class RecordIOReader {
   }
 
   private checkEnd(last: number, idxPath: string | null): void {
-    const key = this.index.keys[last] as number;
+    const key = this.index.keyAt(last);
     let end: number;
     try {
-      end = this.endOf(this.index.offsets[last] as number);
+      end = this.endOf(this.index.offsetAt(last));
     } catch (e) {
       this.close();
       const why = e instanceof BadMagicError ? "" : "truncated: ";
@@ -466,22 +464,18 @@ export class RecordIOReader {
   }
 
   get length(): number {
-    return this.index.keys.length;
+    return this.index.length;
   }
 
   /** Position in the index of `key`, or -1. */
   positionOf(key: number): number {
-    if (this.contiguousFrom !== null) {
-      const p = key - this.contiguousFrom;
-      return p >= 0 && p < this.length ? p : -1;
-    }
-    return this.byKey.get(key) ?? -1;
+    return this.index.positionOf(key);
   }
 
   offsetOf(key: number): number {
     const p = this.positionOf(key);
     if (p < 0) throw new RecordIOError(this.recPath, "no such key in the index", key);
-    return this.index.offsets[p] as number;
+    return this.index.offsetAt(p);
   }
 
   /** The raw record (IRHeader + payload) under `key`. */

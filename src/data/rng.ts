@@ -3,16 +3,22 @@
 // machine. Hand-written because it is a dozen lines and must never change between versions
 // (a library upgrade that changed its stream would silently change every "seeded" dataset).
 
-/** Mixes any number of 32-bit integers into one well-spread 32-bit hash (murmur3's finaliser). */
-export function hash32(...xs: number[]): number {
-  let h = 0x9e3779b9;
-  for (const x of xs) {
-    h = Math.imul(h ^ (x >>> 0), 0x85ebca6b);
-    h ^= h >>> 13;
-    h = Math.imul(h, 0xc2b2ae35);
-    h ^= h >>> 16;
-  }
+export const HASH_SEED = 0x9e3779b9;
+
+/** One step of hash32: folds x into the state h (murmur3's finaliser). */
+export function mix(h: number, x: number): number {
+  h = Math.imul(h ^ (x >>> 0), 0x85ebca6b);
+  h ^= h >>> 13;
+  h = Math.imul(h, 0xc2b2ae35);
+  h ^= h >>> 16;
   return h >>> 0;
+}
+
+/** Mixes any number of 32-bit integers into one well-spread 32-bit hash. */
+export function hash32(...xs: number[]): number {
+  let h = HASH_SEED;
+  for (const x of xs) h = mix(h, x);
+  return h;
 }
 
 /** A small, fast PRNG (mulberry32) with the helpers the data layer needs. */

@@ -2,6 +2,7 @@
 // onnxruntime-node against mfr's own forward → (the challenge's submission rules). Returns a report
 // of every step; the caller decides what a failed check means (the CLI exits non-zero).
 import { readFileSync, statSync, writeSync } from "node:fs";
+import path from "node:path";
 import * as T from "../torch/index.ts";
 import { BatchNorm1d, BatchNorm2d } from "../nn/index.ts";
 import {
@@ -15,6 +16,8 @@ import {
   type BatchSpec,
   DEFAULT_OPSET,
   type OnnxModelInfo,
+  MAX_INLINE_WEIGHT_BYTES,
+  type OnnxExportOptions,
   backboneToOnnx,
   checkOpset,
   exportMetadata,
@@ -47,11 +50,18 @@ export interface ExportOptions {
   checkMfr?: boolean;
   /** onnxruntime intra-op threads during verification. */
   threads?: number;
+  /**
+   * Weights in `<out>.data` beside the model (ONNX external data) rather than inside it: true,
+   * false, or by default only when they would not fit one protobuf (2 GiB).
+   */
+  externalData?: boolean;
 }
 
 export interface ExportReport {
   out: string;
   bytes: number;
+  /** The external data file (written beside `out`, which names it), when the weights are there. */
+  externalData?: { file: string; bytes: number };
   descriptor: BackboneDescriptor;
   batchNorms: { before: number; after: number };
   info: OnnxModelInfo;
@@ -61,6 +71,37 @@ export interface ExportReport {
   rules?: RuleResult[];
   /** Every verification case and rule passed. */
   ok: boolean;
+}
+
+/** The float32 bytes the exported weights will take (parameters and buffers). */
+const weightBytes = (m: Backbone): number => [...m.stateDict().values()].reduce((a, t) => a + 4 * t.numel, 0);
+
+function writeFile(file: string, bytes: Uint8Array): void {
+  T.writeAtomic(file, (fd) => {
+    for (let off = 0; off < bytes.byteLength;) off += writeSync(fd, bytes, off);
+  });
+}
+
+/** Writes the model as ONNX to `out`, its weights to `out`.data when `external`; atomically. */
+function writeOnnx(
+  model: Backbone,
+  out: string,
+  external: boolean,
+  o: OnnxExportOptions,
+): { info: OnnxModelInfo; dataFile?: string } {
+  if (!external) {
+    const r = backboneToOnnx(model, o);
+    writeFile(out, r.bytes);
+    return { info: r.info };
+  }
+  const dataFile = `${out}.data`;
+  let r: ReturnType<typeof backboneToOnnx> | undefined;
+  T.writeAtomic(dataFile, (fd) => {
+    r = backboneToOnnx(model, { ...o, externalData: { fd, location: path.basename(dataFile) } });
+  });
+  // Only once the data file is in place does the model that names it appear.
+  writeFile(out, r!.bytes);
+  return { info: r!.info, dataFile };
 }
 
 const countBatchNorms = (m: Backbone): number =>
@@ -101,15 +142,12 @@ export async function exportCheckpoint(o: ExportOptions): Promise<ExportReport> 
     if (o.foldBatchNorm) foldBatchNorm(model);
     const after = countBatchNorms(model);
     const metadata = exportMetadata(descriptor, o.foldBatchNorm === true);
-    const { bytes, info } = backboneToOnnx(model, {
+    const external = o.externalData ?? weightBytes(model) > MAX_INLINE_WEIGHT_BYTES;
+    const { info, dataFile } = writeOnnx(model, o.out, external, {
       opset,
       batch,
       metadata,
       docString: `mfr export of ${o.checkpoint}`,
-    });
-    T.writeAtomic(o.out, (fd) => {
-      let off = 0;
-      while (off < bytes.byteLength) off += writeSync(fd, bytes, off);
     });
     const verification = verify
       ? await verifyOnnx(o.out, cases, o.tolerance ?? DEFAULT_TOLERANCE, { threads: o.threads })
@@ -119,6 +157,7 @@ export async function exportCheckpoint(o: ExportOptions): Promise<ExportReport> 
     return {
       out: o.out,
       bytes: statSync(o.out).size,
+      ...(dataFile ? { externalData: { file: dataFile, bytes: statSync(dataFile).size } } : {}),
       descriptor,
       batchNorms: { before, after },
       info,

@@ -4,6 +4,7 @@
 // them. Layers that are the identity in eval mode (Dropout, the Identity a folded BatchNorm
 // leaves behind) emit nothing. Parameter tensors keep their state-dict names as initialiser
 // names, so a graph reads like the checkpoint it came from.
+import { writeSync } from "node:fs";
 import * as T from "../torch/index.ts";
 import { type Tensor } from "../torch/index.ts";
 import {
@@ -20,7 +21,14 @@ import {
   Sequential,
 } from "../nn/index.ts";
 import { IBasicBlock, IResNet, MobileFaceNet } from "../models/index.ts";
-import { AttributeType, type AttributeMsg, DataType, type NodeMsg, type TensorMsg } from "./onnx-proto.ts";
+import {
+  AttributeType,
+  type AttributeMsg,
+  DataLocation,
+  DataType,
+  type NodeMsg,
+  type TensorMsg,
+} from "./onnx-proto.ts";
 
 type AnyModule = Module<never[], unknown>;
 
@@ -36,6 +44,15 @@ export const attr = {
   ints: (name: string, ints: number[]): AttributeMsg => ({ name, type: AttributeType.INTS, ints }),
 };
 
+/**
+ * Where weights go instead of the protobuf (ONNX external data, for models past protobuf's 2 GiB):
+ * an open file, and its name relative to the model's folder as the model records it.
+ */
+export interface ExternalData {
+  fd: number;
+  location: string;
+}
+
 /** Collects nodes and fp32 initialisers, keeping every name unique. */
 export class GraphBuilder {
   readonly nodes: NodeMsg[] = [];
@@ -44,7 +61,11 @@ export class GraphBuilder {
   dataBytes = 0;
   private readonly used = new Set<string>();
 
-  constructor(readonly opset: number) {}
+  /** With `external`, weight() streams each parameter into that file rather than into the graph. */
+  constructor(
+    readonly opset: number,
+    private readonly external?: ExternalData,
+  ) {}
 
   /** A name not used yet: `base`, else `base_1`, `base_2`… */
   unique(base: string): string {
@@ -56,8 +77,35 @@ export class GraphBuilder {
 
   /** Adds a float32 initialiser (converting whatever dtype the tensor has) and returns its name. */
   weight(name: string, t: Tensor, dims: readonly number[] = t.shape): string {
+    if (this.external) return this.externalWeight(name, t, dims, this.external);
     const f32 = T.scope(() => T.noGrad(() => t.detach().to("f32").contiguous().data())) as Float32Array;
     return this.floats(name, f32, dims);
+  }
+
+  /** The tensor's float32 bytes appended to the external file straight from its memory. */
+  private externalWeight(name: string, t: Tensor, dims: readonly number[], ext: ExternalData): string {
+    const unique = this.unique(name);
+    const offset = this.dataBytes;
+    T.scope(() =>
+      T.noGrad(() => {
+        for (const view of t.detach().to("cpu").to("f32").contiguous().byteViews())
+          for (let done = 0; done < view.byteLength;) done += writeSync(ext.fd, view, done);
+      }),
+    );
+    const length = t.numel * 4;
+    this.dataBytes += length;
+    this.initializers.push({
+      name: unique,
+      dims: [...dims],
+      dataType: DataType.FLOAT,
+      dataLocation: DataLocation.EXTERNAL,
+      externalData: [
+        { key: "location", value: ext.location },
+        { key: "offset", value: String(offset) },
+        { key: "length", value: String(length) },
+      ],
+    });
+    return unique;
   }
 
   floats(name: string, values: Float32Array, dims: readonly number[]): string {

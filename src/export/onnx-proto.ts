@@ -47,9 +47,14 @@ export interface TensorMsg {
   rawData?: Uint8Array;
   floatData?: number[];
   int64Data?: number[];
-  /** Set on tensors stored outside the file (ONNX external data); mfr never writes these. */
+  /** DataLocation.EXTERNAL on tensors whose bytes are in a side file (ONNX external data). */
   dataLocation?: number;
+  /** For external data: "location" (relative to the model's folder), "offset", "length". */
+  externalData?: { key: string; value: string }[];
 }
+
+/** TensorProto.DataLocation. */
+export const DataLocation = { DEFAULT: 0, EXTERNAL: 1 } as const;
 
 export interface AttributeMsg {
   name: string;

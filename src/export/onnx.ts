@@ -2,7 +2,7 @@
 // version, and metadata saying how to feed it (normalisation, layout, size) and what it returns.
 import { mfrVersion } from "../torch/index.ts";
 import { type Backbone, type BackboneDescriptor, INPUT_SIZE } from "../models/index.ts";
-import { GraphBuilder, lowerModel } from "./lower.ts";
+import { type ExternalData, GraphBuilder, lowerModel } from "./lower.ts";
 import { DataType, type DimMsg, type ModelMsg, encodeModel, irVersionFor } from "./onnx-proto.ts";
 
 export const DEFAULT_OPSET = 17;
@@ -10,8 +10,10 @@ export const DEFAULT_OPSET = 17;
 export const OPSET_RANGE = [9, 23] as const;
 export const INPUT_NAME = "input";
 export const OUTPUT_NAME = "embedding";
-/** protobuf refuses messages of 2 GiB or more; ONNX's way around it (external data) is not written. */
+/** protobuf refuses messages of 2 GiB or more: past this, weights go to an external data file. */
 const MAX_MODEL_BYTES = 2 ** 31 - 1;
+/** Weights above this size are written as external data (room left for the graph itself). */
+export const MAX_INLINE_WEIGHT_BYTES = MAX_MODEL_BYTES - 64 * 1024 * 1024;
 
 /** "dynamic": any batch size at run time (dim_param "batch"); a number fixes it. */
 export type BatchSpec = "dynamic" | number;
@@ -22,6 +24,8 @@ export interface OnnxExportOptions {
   /** String metadata (metadata_props); see exportMetadata. */
   metadata?: Record<string, string>;
   docString?: string;
+  /** Stream the weights into this file (ONNX external data) instead of the protobuf. */
+  externalData?: ExternalData;
 }
 
 export interface OnnxModelInfo {
@@ -33,6 +37,8 @@ export interface OnnxModelInfo {
   ops: Record<string, number>;
   /** Output shape; "batch" where dynamic. */
   outputShape: (number | string)[];
+  /** The external data file's name and size, when the weights are there. */
+  externalData?: { location: string; bytes: number };
 }
 
 /** The metadata every mfr export carries: how to feed the model and what it is. */
@@ -74,12 +80,13 @@ export function backboneToOnnx(
 ): { bytes: Uint8Array; info: OnnxModelInfo } {
   const opset = checkOpset(o.opset ?? DEFAULT_OPSET);
   const batch = o.batch ?? "dynamic";
-  const g = new GraphBuilder(opset);
+  const g = new GraphBuilder(opset, o.externalData);
   const input = { name: INPUT_NAME, shape: ["N", 3, INPUT_SIZE, INPUT_SIZE] as (number | "N")[] };
   const out = lowerModel(model, input, g);
-  if (g.dataBytes > MAX_MODEL_BYTES - 64 * 1024 * 1024)
+  if (!o.externalData && g.dataBytes > MAX_INLINE_WEIGHT_BYTES)
     throw new Error(
-      `export: ${(g.dataBytes / 2 ** 30).toFixed(2)} GiB of weights exceed what one ONNX protobuf can hold (2 GiB)`,
+      `export: ${(g.dataBytes / 2 ** 30).toFixed(2)} GiB of weights exceed what one ONNX protobuf can hold (2 GiB); ` +
+        "write them as external data",
     );
   // The last node's output is renamed to the graph output.
   const last = g.nodes.at(-1);
@@ -118,6 +125,7 @@ export function backboneToOnnx(
       initializers: g.initializers.length,
       ops,
       outputShape: out.shape.map((d) => (d === "N" ? (batch === "dynamic" ? "batch" : batch) : d)),
+      ...(o.externalData ? { externalData: { location: o.externalData.location, bytes: g.dataBytes } } : {}),
     },
   };
 }

@@ -1,6 +1,9 @@
 // onnxruntime-node, as mfr uses it: a CPU session over an ONNX file or bytes, fed float32 NCHW
 // batches. Its CPU provider ships inside the npm package, so nothing is downloaded.
+import { existsSync, readFileSync } from "node:fs";
+import path from "node:path";
 import * as ort from "onnxruntime-node";
+import { DataLocation, decodeModel } from "./onnx-proto.ts";
 
 export type GraphOptimization = "disabled" | "basic" | "extended" | "all";
 
@@ -25,10 +28,16 @@ export class OnnxSession {
       executionProviders: ["cpu"],
       ...(o.threads !== undefined ? { intraOpNumThreads: o.threads, interOpNumThreads: 1 } : {}),
     };
-    const session =
-      typeof model === "string"
-        ? await ort.InferenceSession.create(model, opts)
-        : await ort.InferenceSession.create(model, opts);
+    let session: ort.InferenceSession;
+    try {
+      session =
+        typeof model === "string"
+          ? await ort.InferenceSession.create(model, opts)
+          : await ort.InferenceSession.create(model, opts);
+    } catch (e) {
+      if (typeof model === "string") missingExternalData(model, e);
+      throw e;
+    }
     const [input] = session.inputNames;
     const [output] = session.outputNames;
     if (input === undefined || output === undefined || session.inputNames.length !== 1)
@@ -61,4 +70,27 @@ export class OnnxSession {
   async close(): Promise<void> {
     await this.session.release();
   }
+}
+
+/**
+ * Throws a clear error when `file` keeps weights in external data files that are not beside it
+ * (onnxruntime's own message names neither); returns when that is not why it failed to load.
+ */
+function missingExternalData(file: string, cause: unknown): void {
+  let locations: string[];
+  try {
+    const m = decodeModel(readFileSync(file), file);
+    locations = m.graph.initializer
+      .filter((t) => t.dataLocation === DataLocation.EXTERNAL)
+      .map((t) => t.externalData?.find((e) => e.key === "location")?.value ?? "");
+  } catch {
+    return;
+  }
+  const missing = [...new Set(locations)].filter((l) => !existsSync(path.join(path.dirname(file), l)));
+  if (missing.length > 0)
+    throw new Error(
+      `${file}: its weights are in ${missing.map((l) => path.join(path.dirname(file), l)).join(", ")} ` +
+        "(ONNX external data), which is missing: keep that file beside the model",
+      { cause },
+    );
 }

@@ -23,6 +23,7 @@ export { scope, scopeSize } from "./scope.ts";
 export { opId } from "./ops.ts";
 export {
   saveSafetensors,
+  saveSafetensorsHashed,
   loadSafetensors,
   readSafetensorsMetadata,
   type SafetensorsFile,

@@ -54,6 +54,8 @@ export interface NativeModule {
   item(t: NativeTensor): number | boolean;
   toBuffer(t: NativeTensor): ArrayBuffer;
   copyInto(t: NativeTensor, dst: ArrayBufferView | ArrayBuffer): void;
+  /** An ArrayBuffer over bytes of a contiguous CPU tensor's memory (no copy; keeps it alive). */
+  bytesView(t: NativeTensor, byteOffset: number, byteLength: number): ArrayBuffer;
   requiresGrad(t: NativeTensor): boolean;
   setRequiresGrad(t: NativeTensor, on: boolean): void;
   gradOf(t: NativeTensor): NativeTensor | undefined;

@@ -3,7 +3,7 @@
 // as JS Errors naming the op.
 import { native, type NativeArg, type NativeResult, type NativeTensor } from "./native.ts";
 import { O } from "./ops.ts";
-import { type AnyTypedArray, type DType, dtypeCode, dtypeName, viewBytes } from "./dtype.ts";
+import { type AnyTypedArray, type DType, ELEMENT_SIZE, dtypeCode, dtypeName, viewBytes } from "./dtype.ts";
 import { setBatchFree, track } from "./scope.ts";
 
 export type Scalar = number | boolean;
@@ -178,6 +178,18 @@ export class Tensor {
   /** The raw bytes of the elements (row-major, little-endian), as a new ArrayBuffer. */
   bytes(): ArrayBuffer {
     return native.toBuffer(this.native);
+  }
+  /**
+   * The bytes of a contiguous CPU tensor as views of its own memory, at most `chunk` bytes each
+   * (files and hashes take them in pieces: Node's reads, writes and buffers stop at 2-4 GiB).
+   * A view keeps the memory alive, even past dispose(); writing into one writes the tensor.
+   */
+  *byteViews(chunk = 1 << 26): Generator<Uint8Array> {
+    const total = native.numel(this.native) * ELEMENT_SIZE[this.dtype];
+    for (let off = 0; off < total; off += chunk) {
+      const len = Math.min(chunk, total - off);
+      yield new Uint8Array(native.bytesView(this.native, off, len));
+    }
   }
   /** Copies the elements into a caller-owned buffer of exactly the tensor's byte size. */
   copyInto(dst: ArrayBufferView | ArrayBuffer): void {

@@ -29,6 +29,7 @@ export {
   verifyCheckpoint,
   CorruptCheckpointError,
   type Manifest,
+  type TrainState,
 } from "./checkpoint.ts";
 export { train, type TrainEvent, type TrainOptions, type TrainResult, type StepMetrics } from "./trainer.ts";
 export { Verifier, type VerifyResult } from "./verify.ts";

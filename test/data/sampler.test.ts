@@ -1,6 +1,6 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { ShardedSampler, type SamplerOptions } from "../../src/data/sampler.ts";
+import { KeyedPermutation, ShardedSampler, type SamplerOptions } from "../../src/data/sampler.ts";
 
 const ranks = (o: Omit<SamplerOptions, "rank">): ShardedSampler[] =>
   Array.from({ length: o.worldSize ?? 1 }, (_, rank) => new ShardedSampler({ ...o, rank }));
@@ -86,4 +86,35 @@ test("bad configurations name the key", () => {
     /sampler.rank/,
   );
   assert.throws(() => new ShardedSampler({ length: 10, batchSize: 0 }), /sampler.batchSize/);
+});
+
+test("the keyed permutation is a bijection with its inverse, and the key changes it", () => {
+  for (const n of [1, 2, 3, 4, 5, 15, 16, 17, 63, 64, 65, 1000, 4097]) {
+    const p = new KeyedPermutation(n, 12345);
+    const seen = new Uint8Array(n);
+    for (let i = 0; i < n; i++) {
+      const v = p.at(i);
+      assert.ok(v >= 0 && v < n && seen[v] === 0, `n ${n}: at(${i}) = ${v}`);
+      seen[v] = 1;
+      assert.equal(p.indexOf(v), i);
+    }
+  }
+  const a = Array.from({ length: 50 }, (_, i) => new KeyedPermutation(1000, 1).at(i));
+  const b = Array.from({ length: 50 }, (_, i) => new KeyedPermutation(1000, 2).at(i));
+  assert.notDeepEqual(a, b);
+  // Not the identity, nor a shift: neighbours land far apart.
+  const gaps = a.slice(1).map((v, i) => Math.abs(v - a[i]!));
+  assert.ok(gaps.filter((g) => g > 10).length > 40, `gaps ${gaps.join(",")}`);
+});
+
+test("a rank's epoch order over 2^31 - 1 samples costs its own slice only", { timeout: 20_000 }, () => {
+  // A permutation of the whole dataset would be an 8 GiB array shuffled 2^31 times.
+  const o = { length: 2 ** 31 - 1, batchSize: 64, worldSize: 2 ** 20, seed: 9 };
+  const r0 = new ShardedSampler({ ...o, rank: 0 }).epochIndices(1);
+  const r1 = new ShardedSampler({ ...o, rank: o.worldSize - 1 }).epochIndices(1);
+  assert.equal(r0.length, Math.floor(o.length / (64 * 2 ** 20)) * 64);
+  const all = new Set([...r0, ...r1]);
+  assert.equal(all.size, r0.length + r1.length, "no index twice, within or across ranks");
+  for (const i of all) assert.ok(i >= 0 && i < o.length);
+  assert.ok(Math.max(...r0) > o.length / 2, "indices spread over the whole dataset");
 });

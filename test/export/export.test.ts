@@ -4,7 +4,7 @@
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, renameSync, rmSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { loadBackboneCheckpoint } from "../../src/models/index.ts";
@@ -14,6 +14,7 @@ import {
   decodeModel,
   exportCheckpoint,
   mfrForward,
+  openEmbedder,
   randomImages,
   syntheticFaces,
 } from "../../src/export/index.ts";
@@ -112,6 +113,51 @@ test("opsets 9 (Gemm with explicit zero bias, IR 4) and 21 (IR 10) export and ve
   );
 });
 
+test("external data: the weights go to <out>.data, and onnxruntime, mfr's embedder and the rules read it", async () => {
+  const inline = path.join(dir, "mbf-inline.onnx");
+  const out = path.join(dir, "mbf-external.onnx");
+  await exportCheckpoint({ checkpoint: ckpt.mbf!, out: inline, verify: false });
+  const r = await exportCheckpoint({ checkpoint: ckpt.mbf!, out, externalData: true, checkMfr: true });
+  exported.push(out);
+  assert.ok(r.ok, JSON.stringify([r.verification, r.rules]));
+  assert.equal(r.externalData?.file, `${out}.data`);
+  const m = decodeModel(readFileSync(out));
+  const init = m.graph.initializer;
+  assert.ok(init.length > 0 && init.every((t) => t.dataLocation === 1 && t.rawData === undefined));
+  const ranges = init.map((t) => {
+    const kv = Object.fromEntries(t.externalData!.map((e) => [e.key, e.value]));
+    assert.equal(kv.location, "mbf-external.onnx.data");
+    return [Number(kv.offset), Number(kv.length), t.dims.reduce((a, d) => a * d, 4)] as const;
+  });
+  // The tensors tile the data file, each as long as its shape says.
+  let end = 0;
+  for (const [offset, length, bytes] of ranges) {
+    assert.equal(offset, end);
+    assert.equal(length, bytes);
+    end += length;
+  }
+  assert.equal(end, statSync(`${out}.data`).size);
+  // The same weights, moved: the model file grows only by each initialiser's location entries.
+  const moved = statSync(out).size + end - statSync(inline).size;
+  assert.ok(moved > 0 && moved < 128 * init.length, `${moved} bytes more in all`);
+  // mfr embed / eval --model read it as they read the inline export.
+  const images = syntheticFaces(3, 5);
+  const [a, b] = await Promise.all(
+    [inline, out].map(async (f) => {
+      const e = await openEmbedder(f);
+      const v = await e.embed(images, 3);
+      await e.close();
+      return v;
+    }),
+  );
+  assert.deepEqual(a, b);
+  // Without its data file the model is refused by name.
+  renameSync(`${out}.data`, `${out}.away`);
+  await assert.rejects(openEmbedder(out), new RegExp(`${out}: its weights are in ${out}\\.data .*missing`));
+  renameSync(`${out}.away`, `${out}.data`);
+  assert.ok(existsSync(`${out}.data`));
+});
+
 const PYTHON = "/usr/bin/python3";
 const hasOnnx = spawnSync(PYTHON, ["-c", "import onnx"]).status === 0;
 
@@ -121,6 +167,7 @@ test("Python's onnx checker accepts every export (full check with shape inferenc
   const script = [
     "import sys, onnx",
     "for f in sys.argv[1:]:",
+    "    onnx.checker.check_model(f, full_check=True)", // a path: external data is checked too
     "    m = onnx.load(f)",
     "    onnx.checker.check_model(m, full_check=True)",
     "    print(f, len(m.graph.node))",

@@ -30,6 +30,7 @@ interface ExportFlags {
   features?: number;
   threads?: number;
   json?: boolean;
+  externalData?: boolean;
 }
 
 const mark = (ok: boolean): string => (ok ? "ok  " : "FAIL");
@@ -65,6 +66,10 @@ export function registerExport(program: Command): void {
     )
     .option("--no-verify", "skip the onnxruntime-node comparison with mfr's forward")
     .option(
+      "--external-data",
+      "write the weights to <out>.data beside the model (ONNX external data; automatic past protobuf's 2 GiB)",
+    )
+    .option(
       "--verify-data <path>",
       "dataset or image folder for the real-face check (default: synthetic faces)",
     )
@@ -98,6 +103,7 @@ export function registerExport(program: Command): void {
         verifyData: f.verifyData,
         checkMfr: !!f.checkMfr,
         threads: f.threads,
+        ...(f.externalData ? { externalData: true } : {}),
       });
       if (f.json) console.log(JSON.stringify(r, null, 2));
       else {
@@ -111,6 +117,10 @@ export function registerExport(program: Command): void {
           `onnx    ${r.out}: ${(r.bytes / 2 ** 20).toFixed(2)} MiB, opset ${r.info.opset}, IR ${r.info.irVersion}, ` +
             `${r.info.nodes} nodes (${ops}), output [${r.info.outputShape.join(", ")}]`,
         ];
+        if (r.externalData)
+          lines.push(
+            `data    ${r.externalData.file}: ${(r.externalData.bytes / 2 ** 20).toFixed(2)} MiB of weights (external data: keep it beside the model)`,
+          );
         if (r.verification) {
           const t = DEFAULT_TOLERANCE;
           lines.push(

@@ -1,12 +1,17 @@
 // The safetensors format (Hugging Face): u64 little-endian header length, a JSON header naming
 // each tensor's dtype, shape and byte range, then the raw little-endian data. No npm package
 // reads and writes it from tensors of our own, so this small implementation follows the spec.
-// mfr adds an "mfr.sha256" metadata entry over the data section and checks it on load.
+// A file on its own carries an "mfr.sha256" metadata entry over the data section, checked on
+// load; a file whose checksum a manifest records (checkpoints) carries none, so each byte has one.
+// Tensor bytes stream between files and the tensors' own memory in chunks: no JS copy, and no
+// limit from Node's 2 GiB reads and writes.
 import fs from "node:fs";
-import { createHash } from "node:crypto";
-import { type DType, ELEMENT_SIZE, dtypeCode } from "../dtype.ts";
-import { native } from "../native.ts";
-import { Tensor } from "../tensor.ts";
+import { type Hash, createHash } from "node:crypto";
+import { noGrad } from "../autograd.ts";
+import { empty } from "../creation.ts";
+import { type DType, ELEMENT_SIZE } from "../dtype.ts";
+import { scope } from "../scope.ts";
+import { type Tensor } from "../tensor.ts";
 import { readExactly, writeAll, writeAtomic } from "./atomic.ts";
 
 const TO_ST: Record<DType, string> = {
@@ -31,46 +36,85 @@ function entries(t: TensorMap): [string, Tensor][] {
   return t instanceof Map ? [...t.entries()] : Object.entries(t);
 }
 
-/** Writes tensors (and string metadata) to `file` atomically. */
+/** Writes tensors (and string metadata) to `file` atomically, the data's sha256 in its header. */
 export function saveSafetensors(
   file: string,
   tensors: TensorMap,
   metadata: Record<string, string> = {},
 ): void {
+  writeSafetensors(file, tensors, metadata, true);
+}
+
+/**
+ * Writes tensors as saveSafetensors does but without a checksum inside, and returns the sha256 of
+ * the whole file (hashed as it is written), for a manifest that records it.
+ */
+export function saveSafetensorsHashed(
+  file: string,
+  tensors: TensorMap,
+  metadata: Record<string, string> = {},
+): string {
+  return writeSafetensors(file, tensors, metadata, false);
+}
+
+/** The 8-byte length and the JSON header, padded with spaces so the data starts 8-aligned. */
+function headerBytes(header: Record<string, unknown>): Buffer {
+  const json = Buffer.from(JSON.stringify(header), "utf8");
+  const pad = (8 - ((8 + json.byteLength) % 8)) % 8;
+  const out = Buffer.alloc(8 + json.byteLength + pad, 0x20);
+  out.writeBigUInt64LE(BigInt(json.byteLength + pad));
+  json.copy(out, 8);
+  return out;
+}
+
+function writeSafetensors(
+  file: string,
+  tensors: TensorMap,
+  metadata: Record<string, string>,
+  embedChecksum: boolean,
+): string {
   // Larger elements first, then by name, as the reference writer orders them: keeps every
   // tensor's data aligned to its element size.
   const list = entries(tensors).sort(
     ([an, a], [bn, b]) => ELEMENT_SIZE[b.dtype] - ELEMENT_SIZE[a.dtype] || (an < bn ? -1 : an > bn ? 1 : 0),
   );
-  const datas: Uint8Array[] = [];
-  const hash = createHash("sha256");
-  const header: Record<string, unknown> = {};
-  let offset = 0;
   const tensorEntries: Record<string, unknown> = {};
+  let offset = 0;
   for (const [name, t] of list) {
     if (name === "__metadata__") throw new Error(`${file}: '__metadata__' cannot be a tensor name`);
-    const bytes = new Uint8Array(t.bytes());
-    datas.push(bytes);
-    hash.update(bytes);
+    const bytes = t.numel * ELEMENT_SIZE[t.dtype];
     tensorEntries[name] = {
       dtype: TO_ST[t.dtype],
       shape: [...t.shape],
-      data_offsets: [offset, offset + bytes.byteLength],
+      data_offsets: [offset, offset + bytes],
     };
-    offset += bytes.byteLength;
+    offset += bytes;
   }
-  header.__metadata__ = { ...metadata, [CHECKSUM_KEY]: hash.digest("hex") };
-  Object.assign(header, tensorEntries);
-  let json = Buffer.from(JSON.stringify(header), "utf8");
-  const pad = (8 - ((8 + json.byteLength) % 8)) % 8;
-  if (pad > 0) json = Buffer.concat([json, Buffer.alloc(pad, 0x20)]);
-  const len = Buffer.alloc(8);
-  len.writeBigUInt64LE(BigInt(json.byteLength));
+  // The data's checksum goes into the header, which comes first: a placeholder of the same length
+  // is written and replaced once the data (hashed on the way) is out.
+  const header = (sum?: string) =>
+    headerBytes({ __metadata__: { ...metadata, ...(sum ? { [CHECKSUM_KEY]: sum } : {}) }, ...tensorEntries });
+  const hash = createHash("sha256");
   writeAtomic(file, (fd) => {
-    writeAll(fd, len);
-    writeAll(fd, json);
-    for (const d of datas) writeAll(fd, d);
+    const first = header(embedChecksum ? "0".repeat(64) : undefined);
+    writeAll(fd, first);
+    if (!embedChecksum) hash.update(first);
+    for (const [, t] of list)
+      noGrad(() =>
+        scope(() => {
+          for (const view of t.detach().to("cpu").contiguous().byteViews()) {
+            hash.update(view);
+            writeAll(fd, view);
+          }
+        }),
+      );
+    if (embedChecksum) {
+      const last = header(hash.copy().digest("hex"));
+      if (fs.writeSync(fd, last, 0, last.byteLength, 0) !== last.byteLength)
+        throw new Error(`${file}: short write of the header`);
+    }
   });
+  return hash.digest("hex");
 }
 
 export interface SafetensorsFile {
@@ -173,23 +217,45 @@ export function readSafetensorsMetadata(file: string): Record<string, string> {
   }
 }
 
+export interface LoadOptions {
+  /** false: skip the file's own data checksum (default: checked when present). */
+  verify?: boolean;
+  /**
+   * The sha256 of the whole file as recorded elsewhere (`source`, e.g. a manifest), checked in the
+   * same pass that reads the tensors; the file's own checksum is then not checked again.
+   */
+  expect?: { sha256: string; source: string };
+}
+
 /** Reads a safetensors file; errors name the file and the tensor. */
-export function loadSafetensors(file: string, opts: { verify?: boolean } = {}): SafetensorsFile {
+export function loadSafetensors(file: string, opts: LoadOptions = {}): SafetensorsFile {
   const fd = fs.openSync(file, "r");
   try {
     const { metadata, entries, base } = readHeader(fd, file, fs.fstatSync(fd).size);
-    const hash = createHash("sha256");
+    let fileHash: Hash | undefined;
+    if (opts.expect) (fileHash = createHash("sha256")).update(readExactly(fd, file, 0, base));
+    const own = metadata[CHECKSUM_KEY];
+    const dataHash =
+      !opts.expect && own !== undefined && opts.verify !== false ? createHash("sha256") : undefined;
     const tensors = new Map<string, Tensor>();
     try {
       for (const e of entries) {
-        const bytes = readExactly(fd, file, base + e.begin, e.end - e.begin);
-        hash.update(bytes);
-        tensors.set(e.name, new Tensor(native.fromBuffer(bytes, dtypeCode(e.dtype), e.shape)));
+        const t = empty(e.shape, { dtype: e.dtype });
+        tensors.set(e.name, t);
+        let pos = base + e.begin;
+        for (const view of t.byteViews()) {
+          readInto(fd, file, view, pos);
+          pos += view.byteLength;
+          fileHash?.update(view);
+          dataHash?.update(view);
+        }
       }
-      const want = metadata[CHECKSUM_KEY];
-      if (want !== undefined && opts.verify !== false && hash.digest("hex") !== want) {
+      if (opts.expect && fileHash!.digest("hex") !== opts.expect.sha256)
+        throw new Error(
+          `${file}: checksum mismatch with ${opts.expect.source} (the file is corrupt or was edited)`,
+        );
+      if (dataHash && dataHash.digest("hex") !== own)
         throw new Error(`${file}: checksum mismatch (the file is corrupt)`);
-      }
     } catch (err) {
       for (const t of tensors.values()) t.dispose();
       throw err;
@@ -197,5 +263,14 @@ export function loadSafetensors(file: string, opts: { verify?: boolean } = {}): 
     return { tensors, metadata };
   } finally {
     fs.closeSync(fd);
+  }
+}
+
+/** Fills `view` from the file at `position` (the header has checked that the range exists). */
+function readInto(fd: number, file: string, view: Uint8Array, position: number): void {
+  for (let got = 0; got < view.byteLength;) {
+    const n = fs.readSync(fd, view, got, view.byteLength - got, position + got);
+    if (n === 0) throw new Error(`${file}: truncated (the file ended at byte ${position + got})`);
+    got += n;
   }
 }
