@@ -14,10 +14,10 @@ import {
   decodeModel,
   exportCheckpoint,
   mfrForward,
-  openEmbedder,
   randomImages,
   syntheticFaces,
 } from "../../src/export/index.ts";
+import { openEmbedder } from "../../src/eval/index.ts";
 import { tinyCheckpoint } from "./helpers.ts";
 
 let dir = "";
