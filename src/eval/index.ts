@@ -26,6 +26,7 @@ export { GROUP_SUBSETS, type SubsetName, type PairCounts } from "./layout.ts";
 export type { CurvePoint } from "./curve.ts";
 export type { GemmKind } from "./scorer.ts";
 export { loadPairInput } from "./input.ts";
+export { concatFloat32 } from "./extract.ts";
 export {
   evaluationJson,
   writeReport,

@@ -15,6 +15,7 @@ import {
   type Collectives,
   type EmbedFn,
   type VerificationSet,
+  concatFloat32,
   embedWithFlips,
   evaluatePairs,
   loadVerificationSet,
@@ -43,16 +44,6 @@ export interface VerifyResult {
 /** [from, to) of n rows for this rank: contiguous, so the gathered shares are the rows in order. */
 function share(n: number, rank: number, worldSize: number): [number, number] {
   return [Math.floor((n * rank) / worldSize), Math.floor((n * (rank + 1)) / worldSize)];
-}
-
-function concat(parts: readonly Float32Array[]): Float32Array {
-  const out = new Float32Array(parts.reduce((s, p) => s + p.length, 0));
-  let o = 0;
-  for (const p of parts) {
-    out.set(p, o);
-    o += p.length;
-  }
-  return out;
 }
 
 /** Embeds [count, 3, s, s] float images with the backbone as it is (eval mode, no autograd). */
@@ -141,8 +132,8 @@ export class Verifier {
       imageSize: this.size,
       source: s.set.file,
     });
-    const first = concat(await this.coll.allGather(mine.first));
-    const second = concat(await this.coll.allGather(mine.second));
+    const first = concatFloat32(await this.coll.allGather(mine.first));
+    const second = concatFloat32(await this.coll.allGather(mine.second));
     const [normSum] = await this.coll.allReduceSum(Float64Array.of(mine.normSum));
     const v = scoreVerificationSet(s.set, { first, second, dim: first.length / n, normSum: normSum! });
     return { results: { accuracy: v.accuracy, std: v.std, xnorm: v.xnorm }, pairs: v.pairs };
@@ -173,7 +164,7 @@ export class Verifier {
         ),
       );
     }
-    const all = concat(await this.coll.allGather(concat(parts)));
+    const all = concatFloat32(await this.coll.allGather(concatFloat32(parts)));
     const n = s.labels.length;
     const embeddings = T.tensor(all, { shape: [n, all.length / n] });
     const ev = await evaluatePairs(
