@@ -240,63 +240,6 @@ describe(".pth", () => {
   });
 
   test("bad files give errors naming the file", () => {
-    const out = path.join(tmp, "trunc.npy");
-    fs.writeFileSync(out, fs.readFileSync(fx("f32_c.npy")).subarray(0, 140));
-    assert.throws(() => T.loadNpy(out), /trunc\.npy: truncated/);
-    fs.writeFileSync(out, Buffer.from("not numpy at all"));
-    assert.throws(() => T.loadNpy(out), /trunc\.npy: not a \.npy file/);
-    assert.throws(() => T.saveNpy(out, T.ones([2]).to("bf16")), /bf16 has no \.npy equivalent/);
-  });
-});
-
-describe(".pth", () => {
-  test("loads a state dict written by torch.save", () => {
-    const sd = T.loadPthStateDict(fx("state_dict.pth"));
-    assert.deepEqual(
-      [...sd.keys()],
-      [
-        "conv1.weight",
-        "bn1.running_mean",
-        "bn1.num_batches_tracked",
-        "fc.weight",
-        "emb.bf16",
-        "view.strided",
-      ],
-    );
-    const w = sd.get("conv1.weight")!;
-    assert.deepEqual(w.shape, [2, 3, 3, 3]);
-    assert.ok(Math.abs(w.toArray()[53]! - 5.3) < 1e-6);
-    assert.deepEqual(sd.get("bn1.running_mean")!.toArray(), [0.5, -0.25]);
-    assert.equal(sd.get("bn1.num_batches_tracked")!.item(), 7);
-    assert.equal(sd.get("fc.weight")!.dtype, "f16");
-    assert.deepEqual(sd.get("fc.weight")!.float().toArray(), [...Array(12).keys()]);
-    assert.deepEqual(sd.get("emb.bf16")!.float().toArray(), [1.5, -2, 3.25]);
-    assert.deepEqual(sd.get("view.strided")!.toArray(), [2, 5, 8, 11]);
-  });
-
-  test("loads arcface_torch-style checkpoints: nested dicts, numbers, 'module.' prefix", () => {
-    const obj = T.loadPthObject(fx("checkpoint.pt"));
-    assert.ok(obj instanceof Map);
-    assert.equal(obj.get("epoch"), 3);
-    assert.equal(obj.get("global_step"), 1200);
-    const sd = T.loadPthStateDict(fx("checkpoint.pt"), "state_dict_backbone");
-    assert.deepEqual([...sd.keys()], ["conv1.weight", "bn1.running_mean", "bn1.num_batches_tracked"]);
-    assert.throws(() => T.loadPthStateDict(fx("checkpoint.pt"), "nope"), /no entry 'nope'/);
-  });
-
-  test("savePth writes what the libtorch unpickler (torch.load's format) reads back", () => {
-    const out = path.join(tmp, "saved.pth");
-    const sd = new Map([
-      ["a", T.randn([3, 2])],
-      ["b", T.tensor([5], { dtype: "i64" })],
-    ]);
-    T.savePth(out, sd);
-    const back = T.loadPthStateDict(out);
-    assert.deepEqual(back.get("a")!.toArray(), sd.get("a")!.toArray());
-    assert.equal(back.get("b")!.item(), 5);
-  });
-
-  test("bad files give errors naming the file", () => {
     const out = path.join(tmp, "junk.pth");
     fs.writeFileSync(out, "definitely not a zip");
     assert.throws(() => T.loadPthObject(out), /junk\.pth is not a zip-format torch\.save file/);
