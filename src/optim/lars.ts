@@ -3,10 +3,10 @@
 // (the challenge trained with LARS and linear LR scaling).
 //
 // Exempt: every parameter with ≤ 1 dimension — BatchNorm γ and β, the biases of every layer, and
-// PReLU slopes — gets neither the trust ratio nor weight decay, plain SGD with momentum, as in
-// the MoCo v3 / SimCLR LARS (and what LARC users configure through parameter groups);
-// `excludeBnAndBias: false` adapts them too. The rule is by the layer's shape, so it holds for
-// ZeRO's flat pieces as well (their layout names each element's layer).
+// PReLU slopes — gets neither the trust ratio nor weight decay, plain SGD with momentum: MoCo v3's
+// LARS rule (SimCLR's exempts BatchNorm and biases by name; LARC users configure it through
+// parameter groups). `excludeBnAndBias: false` adapts them too. The rule goes by the layer's
+// shape, so it holds for ZeRO's flat pieces as well (their layout names each element's layer).
 //
 // The norms are whole-layer norms: a layout (./layout.ts) says which layer each stretch of a
 // parameter belongs to, each rank sums the squares of the stretches it holds, and one all-reduce

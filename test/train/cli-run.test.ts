@@ -141,4 +141,8 @@ test("LARS with ZeRO, linear scaling and multistep decay train; the rate used is
     [0.05, 0.1, 0.1, 0.05],
   );
   assert.ok(logged.every((m) => Number.isFinite(m.loss)));
+  // --print-config gives the rate a run on K ranks would use.
+  const plan = mfrSync("train", cfg, "--print-config", "--world-size", "8");
+  assert.equal(plan.status, 0, plan.stderr);
+  assert.match(plan.stdout, /lars learning rate at 8 rank\(s\): 0\.8\n/);
 });

@@ -22,6 +22,15 @@ import {
 
 const gib = (bytes: number): string => `${(bytes / 2 ** 30).toFixed(2)} GiB`.padStart(11);
 
+/** The base rate a run on `worldSize` ranks uses, and how linear scaling got it from the config. */
+function describeLr(cfg: TrainConfig, worldSize: number, rate: number): string {
+  const o = cfg.optim;
+  const lr = `lr ${rate}`;
+  if (o.referenceBatch === undefined) return lr;
+  const batch = cfg.data.batchSize * worldSize;
+  return `${lr} (optim.lr ${o.lr} × global batch ${batch} / optim.referenceBatch ${o.referenceBatch})`;
+}
+
 /** The resolved config as JSON, then the memory plan per rank, on stdout. */
 function printConfig(file: string, cfg: TrainConfig, plan: MemoryPlan): void {
   console.log(`# ${file}, resolved and valid`);
@@ -109,10 +118,7 @@ export function registerTrain(program: Command): void {
           case "start":
             console.error(
               `mfr train: ${e.worldSize} rank(s), ${e.numClasses} classes, ${(e.params / 1e6).toFixed(2)} M backbone parameters, ` +
-                `steps ${e.startStep}..${e.steps}${e.startStep ? " (resumed)" : ""}, lr ${e.lr}` +
-                (cfg.optim.referenceBatch === undefined
-                  ? ""
-                  : ` (optim.lr ${cfg.optim.lr} × global batch ${cfg.data.batchSize * e.worldSize} / optim.referenceBatch ${cfg.optim.referenceBatch})`),
+                `steps ${e.startStep}..${e.steps}${e.startStep ? " (resumed)" : ""}, ${describeLr(cfg, e.worldSize, e.lr)}`,
             );
             bar?.start(e.steps, e.startStep, { loss: "-", lr: "-", ips: "-" });
             break;
