@@ -5,35 +5,15 @@
 // (logits under bf16 autocast against the fp32 reference).
 import * as T from "../../src/torch/index.ts";
 import { ProcessGroup } from "../../src/distributed/index.ts";
-import { type CombinedMarginOptions } from "../../src/losses/index.ts";
+import { headCases } from "./cases.ts";
 import { FusedPartialFC, PartialFC, type HeadOptions } from "../../src/head/index.ts";
 import { SGD } from "../../src/optim/index.ts";
 
-interface Case {
-  name: string;
-  classes: number;
-  dim: number;
-  perRank: number;
-  sampleRate: number;
-  margin: CombinedMarginOptions;
-}
 type Mode = "now" | "deferred" | "micro" | "skip" | "bf16";
 
 const g = ProcessGroup.init(undefined, { timeoutMs: 30000 });
 const K = g.worldSize;
-const cases: Case[] = [
-  { name: "cosface full", classes: 7 * K + 2, dim: 8, perRank: 4, sampleRate: 1, margin: { s: 64, m3: 0.4 } },
-  { name: "arcface full", classes: 5 * K + 1, dim: 6, perRank: 4, sampleRate: 1, margin: { s: 64, m2: 0.5 } },
-  {
-    name: "cosface sampled",
-    classes: 40 + K,
-    dim: 8,
-    perRank: 4,
-    sampleRate: 0.5,
-    margin: { s: 32, m3: 0.4 },
-  },
-  { name: "arcface sampled", classes: 31, dim: 5, perRank: 2, sampleRate: 0.3, margin: { s: 64, m2: 0.5 } },
-];
+const cases = headCases(K, 4);
 const modes: Mode[] = ["now", "deferred", "micro", "skip", "bf16"];
 
 const rel = (a: T.Tensor, b: T.Tensor): number =>

@@ -2,33 +2,13 @@
 // process computing the full (or sampled-set) margin softmax on the gathered batch.
 import * as T from "../../src/torch/index.ts";
 import { ProcessGroup } from "../../src/distributed/index.ts";
-import { CombinedMargin, type CombinedMarginOptions } from "../../src/losses/index.ts";
+import { headCases } from "./cases.ts";
+import { CombinedMargin } from "../../src/losses/index.ts";
 import { PartialFC, classShard, initialShardWeight } from "../../src/head/index.ts";
-
-interface Case {
-  name: string;
-  classes: number;
-  dim: number;
-  perRank: number;
-  sampleRate: number;
-  margin: CombinedMarginOptions;
-}
 
 const g = ProcessGroup.init(undefined, { timeoutMs: 30000 });
 const K = g.worldSize;
-const cases: Case[] = [
-  { name: "cosface full", classes: 7 * K + 2, dim: 8, perRank: 3, sampleRate: 1, margin: { s: 64, m3: 0.4 } },
-  { name: "arcface full", classes: 5 * K + 1, dim: 6, perRank: 4, sampleRate: 1, margin: { s: 64, m2: 0.5 } },
-  {
-    name: "cosface sampled",
-    classes: 40 + K,
-    dim: 8,
-    perRank: 3,
-    sampleRate: 0.5,
-    margin: { s: 32, m3: 0.4 },
-  },
-  { name: "arcface sampled", classes: 31, dim: 5, perRank: 2, sampleRate: 0.3, margin: { s: 64, m2: 0.5 } },
-];
+const cases = headCases(K, 3);
 
 const rel = (a: T.Tensor, b: T.Tensor): number =>
   a.sub(b).abs().max().item() / Math.max(1e-30, b.abs().max().item());
