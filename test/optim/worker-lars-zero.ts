@@ -7,7 +7,7 @@ import * as T from "../../src/torch/index.ts";
 import { BatchNorm1d, Linear, PReLU, Sequential } from "../../src/nn/index.ts";
 import { LARS, SGD } from "../../src/optim/index.ts";
 import { ProcessGroup } from "../../src/distributed/index.ts";
-import { PartialFC } from "../../src/head/index.ts";
+import { tinyHead } from "../helpers/tiny-head.ts";
 import { TrainStep } from "../../src/train/index.ts";
 import { headOptimizer } from "../../src/train/optim-config.ts";
 import { type ParamGroups } from "../../src/train/sync.ts";
@@ -34,13 +34,7 @@ function setup(group: ProcessGroup, o: { zero: 0 | 1 | 2; bn: boolean; larsHead:
       )
     : new Sequential(new Linear(8, 24), new PReLU(24), new Linear(24, D));
   net.train();
-  const head = new PartialFC(group, {
-    numClasses: CLASSES,
-    embeddingSize: D,
-    sampleRate: 1,
-    margin: { s: 16, m3: 0.3 },
-    seed: 3,
-  });
+  const head = tinyHead(group, CLASSES, D);
   const headOpt = o.larsHead ? headOptimizer(lars, group, head.weight) : new SGD([head.weight], { lr: 0.1 });
   // About 64 elements a bucket.
   const step = new TrainStep(

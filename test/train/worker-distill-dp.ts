@@ -5,7 +5,7 @@ import * as T from "../../src/torch/index.ts";
 import { Linear, PReLU, Sequential } from "../../src/nn/index.ts";
 import { SGD } from "../../src/optim/index.ts";
 import { ProcessGroup } from "../../src/distributed/index.ts";
-import { PartialFC } from "../../src/head/index.ts";
+import { tinyHead } from "../helpers/tiny-head.ts";
 import { DistillTerm, TrainStep } from "../../src/train/index.ts";
 
 const g = ProcessGroup.init(undefined, { timeoutMs: 30000 });
@@ -19,13 +19,7 @@ function setup(group: ProcessGroup) {
   T.manualSeed(1);
   const net = new Sequential(new Linear(8, 16), new PReLU(16), new Linear(16, D));
   const term = new DistillTerm(9, D, TD);
-  const head = new PartialFC(group, {
-    numClasses: 3 * K + 1,
-    embeddingSize: D,
-    sampleRate: 1,
-    margin: { s: 16, m3: 0.3 },
-    seed: 3,
-  });
+  const head = tinyHead(group, 3 * K + 1, D);
   const step = new TrainStep(
     group,
     net,

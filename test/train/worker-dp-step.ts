@@ -5,7 +5,7 @@ import * as T from "../../src/torch/index.ts";
 import { Linear, PReLU, Sequential } from "../../src/nn/index.ts";
 import { SGD } from "../../src/optim/index.ts";
 import { ProcessGroup } from "../../src/distributed/index.ts";
-import { PartialFC } from "../../src/head/index.ts";
+import { tinyHead } from "../helpers/tiny-head.ts";
 import { TrainStep } from "../../src/train/index.ts";
 
 const g = ProcessGroup.init(undefined, { timeoutMs: 30000 });
@@ -21,13 +21,7 @@ function makeNet(seed: number): Sequential {
 }
 function setup(group: ProcessGroup, seed: number) {
   const net = makeNet(seed);
-  const head = new PartialFC(group, {
-    numClasses: CLASSES,
-    embeddingSize: D,
-    sampleRate: 1,
-    margin: { s: 16, m3: 0.3 },
-    seed: 3,
-  });
+  const head = tinyHead(group, CLASSES, D);
   const step = new TrainStep(
     group,
     net,

@@ -7,7 +7,7 @@
 // saw that step's batch; training then goes on and the scale grows back.
 import * as T from "../../src/torch/index.ts";
 import { ProcessGroup } from "../../src/distributed/index.ts";
-import { FusedPartialFC, PartialFC } from "../../src/head/index.ts";
+import { tinyHead } from "../helpers/tiny-head.ts";
 import { SGD } from "../../src/optim/index.ts";
 import { IResNet, type CheckpointPolicy } from "../../src/models/index.ts";
 import { type StepModel, type StepOptions, TrainStep } from "../../src/train/index.ts";
@@ -44,14 +44,7 @@ function build(checkpoint: CheckpointPolicy, o: StepOptions, chunks: number) {
   T.manualSeed(g.rank + 11); // different weights per rank: the broadcast must fix them
   const net = new IResNet({ blocks: [1, 1, 1, 1], width: 0.125, numFeatures: D, checkpoint });
   net.train();
-  const Head = process.env.TEST_HEAD === "fused" ? FusedPartialFC : PartialFC;
-  const head = new Head(g, {
-    numClasses: CLASSES,
-    embeddingSize: D,
-    sampleRate: 1,
-    margin: { s: 16, m3: 0.3 },
-    seed: 3,
-  });
+  const head = tinyHead(g, CLASSES, D, process.env.TEST_HEAD === "fused");
   // The plain run normalises BatchNorm over the same chunks as the micro-batched one.
   const model: StepModel =
     chunks === 1
