@@ -51,13 +51,20 @@ const train = (data: string, ...sets: string[]): Promise<Run> =>
     ...sets.flatMap((s) => ["--set", s]),
   ]);
 
+interface SchemaNode {
+  shape?: Record<string, unknown>;
+  unwrap?: () => SchemaNode;
+}
+
 /** The dotted config keys a message names ("data.batchSize"), each checked against the schema. */
 function assertKeysExist(message: string): void {
   const keys = [...message.matchAll(/\b(data|model|head|optim|dist|train)\.([A-Za-z]+)\b/g)];
   assert.ok(keys.length > 0, `no config key named in: ${message}`);
   for (const [, group, key] of keys) {
-    const shape = (TrainConfigSchema.shape[group as "data"] as unknown as { shape: Record<string, unknown> })
-      .shape;
+    // A section with defaults is wrapped (prefault/optional): its keys are one unwrap further.
+    let section = TrainConfigSchema.shape[group as "data"] as unknown as SchemaNode;
+    while (!section.shape && section.unwrap) section = section.unwrap();
+    const shape = section.shape!;
     assert.ok(key! in shape, `${group}.${key} (named in "${message}") is not a config key`);
   }
 }
