@@ -92,18 +92,9 @@ test("mfr train distills online from a teacher's run folder; a resume restores t
 
 test("mfr distill features writes a store that mfr train reads in mode features", () => {
   const store = path.join(tmp, "store");
-  const w = mfrSync(
-    "distill",
-    "features",
-    "--teacher",
-    teacherRun,
-    "--data",
-    data,
-    "--out",
-    store,
-    "--batch-size",
-    "8",
-  );
+  const writeStore = (...flags: string[]) =>
+    mfrSync("distill", "features", "--teacher", teacherRun, "--data", data, "--out", store, ...flags);
+  const w = writeStore("--batch-size", "8");
   assert.equal(w.status, 0, w.stderr);
   assert.match(w.stderr, /wrote .*store: 20 records × 6 variants × 12-d fp16 in 1 part\(s\)/);
   const run = path.join(tmp, "from-store");
@@ -120,22 +111,12 @@ test("mfr distill features writes a store that mfr train reads in mode features"
   assertDistilled(metrics(run), 9);
   // Written again into the same folder: nothing left to do, the same store.
   const before = fs.readFileSync(path.join(store, "manifest.json"), "utf8");
-  const again = mfrSync("distill", "features", "--teacher", teacherRun, "--data", data, "--out", store);
+  const again = writeStore();
   assert.equal(again.status, 0, again.stderr);
   assert.match(again.stderr, /resumed after 20 records already written/);
   assert.equal(fs.readFileSync(path.join(store, "manifest.json"), "utf8"), before);
   // With other settings it refuses to mix rows into that store.
-  const other = mfrSync(
-    "distill",
-    "features",
-    "--teacher",
-    teacherRun,
-    "--data",
-    data,
-    "--out",
-    store,
-    "--no-flip",
-  );
+  const other = writeStore("--no-flip");
   assert.notEqual(other.status, 0);
   assert.match(other.stderr, /progress\.json: this store was started with a different augment/);
 });
