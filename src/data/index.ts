@@ -25,7 +25,7 @@ export { Rng, hash32, hashString } from "./rng.ts";
 export { ARCFACE_TEMPLATE, similarityTransform, type Landmarks5 } from "./mask/template.ts";
 export { MASK_KINDS, maskSvg, sampleMaskParams, type MaskKind, type MaskParams } from "./mask/shapes.ts";
 export { MaskBank, maskImage, renderMaskTile, blendTile } from "./mask/render.ts";
-export { maskFolder, readLandmarks } from "./mask/folder.ts";
+export { maskFolder, maskGroups, readLandmarks } from "./mask/folder.ts";
 export { sampleIdentity, sampleVariation, type Identity, type Variation } from "./synth/face.ts";
 export { renderFace } from "./synth/render.ts";
 export { synthesizeDataset, synthFace, encodeJpeg } from "./synth/write.ts";

@@ -1,73 +1,83 @@
-// `mfr demo`: the main job on its embedded default: synthetic identities → width-reduced iResNet
-// with the CosFace head, trained by the real trainer → verification on unseen, half-masked faces.
+// `mfr demo`: the main job on its embedded default: the challenge recipe, scaled down (src/demo).
 import type { Command } from "commander";
 import path from "node:path";
-import { writeRunReport } from "../../report/index.ts";
-import { runDemo } from "../../train/demo.ts";
-import demoConfig from "../../../configs/demo.ts";
+import { DEMO_FPRS, type DemoFigures, runDemo } from "../../demo/index.ts";
+import { integer } from "../flags.ts";
+
+const SUBSETS = ["masked-unmasked", "unmasked-unmasked", "masked-masked", "all"];
+
+function table(rows: readonly DemoFigures[]): string {
+  const cells = SUBSETS.flatMap((s) => DEMO_FPRS.map((f) => `${s} @${f}`));
+  const width = Math.max(...rows.map((r) => r.model.length));
+  const lines = [`${"".padEnd(width)}  ${cells.map((c) => c.padStart(Math.max(8, c.length))).join("  ")}`];
+  for (const r of rows) {
+    const values = SUBSETS.flatMap((s) =>
+      DEMO_FPRS.map((f) => {
+        const v = r.tpr[s]?.[f];
+        return v === null || v === undefined ? "–" : v.toFixed(3);
+      }),
+    );
+    lines.push(
+      `${r.model.padEnd(width)}  ${values.map((v, i) => v.padStart(Math.max(8, cells[i]!.length))).join("  ")}`,
+    );
+  }
+  return lines.join("\n");
+}
 
 export function registerDemo(program: Command): void {
   program
     .command("demo")
     .description(
-      "train a small face model on built-in synthetic identities; show the loss falling and verification improving",
+      "the recipe in minutes on synthetic faces: teacher, distilled student on 2 ranks, ONNX export, MFR evaluation, report",
     )
-    .option("--steps <n>", "training steps", "150")
-    .option("--seed <n>", "random seed", "0")
-    .option("--dir <dir>", "where the demo's data and run go", path.join("runs", "demo"))
-    .action(async (opts: { steps: string; seed: string; dir: string }) => {
-      const t0 = performance.now();
-      const first: number[] = [];
-      let lastLoss = NaN;
-      const r = await runDemo({
-        dir: opts.dir,
-        steps: Number(opts.steps),
-        seed: Number(opts.seed),
-        config: demoConfig,
-        onEvent: (e) => {
-          switch (e.kind) {
-            case "synth":
-              console.log(
-                `rendered ${e.images} synthetic faces of ${e.identities} identities (${e.seconds.toFixed(1)} s)`,
-              );
-              break;
-            case "start":
-              console.log(
-                `training iResNet [1,1,1,1] x0.25 (${(e.params / 1e6).toFixed(2)} M parameters) with a CosFace head over ` +
-                  `${e.numClasses} identities, ${e.steps} steps, masks on 35% of images`,
-              );
-              break;
-            case "step": {
-              const m = e.metrics;
-              if (first.length < 10) first.push(m.loss);
-              lastLoss = m.loss;
-              if (m.step === 1 || m.step % 10 === 0) {
-                console.log(
-                  `step ${String(m.step).padStart(4)}  loss ${m.loss.toFixed(3).padStart(7)}  lr ${m.lr.toFixed(3)}  ${m.imagesPerSec.toFixed(0)} img/s`,
-                );
-              }
-              break;
-            }
-            case "verify": {
-              const pct = (k: string): string => `${(100 * (e.results[k] ?? NaN)).toFixed(1)}%`;
-              console.log(
-                `  verification @ step ${e.step}: unseen identities, half masked, ${e.pairs} pairs: ` +
-                  `TPR@FPR=1% ${pct("all@1e-2")}, masked vs unmasked ${pct("masked-unmasked@1e-2")}`,
-              );
-              break;
-            }
-            case "warning":
-              console.log(`warning: ${e.message}`);
-              break;
-          }
-        },
-      });
-      const mean = first.reduce((a, b) => a + b, 0) / Math.max(1, first.length);
-      console.log(
-        `loss ${mean.toFixed(3)} (mean of the first ${first.length} steps) -> ${lastLoss.toFixed(3)}; ` +
-          `metrics and checkpoints in ${path.join(opts.dir, "run")} (${((performance.now() - t0) / 1000).toFixed(0)} s)`,
-      );
-      r.backbone.dispose();
-      console.log(`report: ${await writeRunReport(path.join(opts.dir, "run"))}`);
-    });
+    .option("--identities <n>", "training identities", integer("--identities", 2), 200)
+    .option("--images <n>", "photos per training identity", integer("--images", 2), 16)
+    .option("--held-out <n>", "held-out identities (6 photos each)", integer("--held-out", 2), 120)
+    .option("--steps <n>", "student training steps", integer("--steps", 1), 300)
+    .option("--teacher-steps <n>", "teacher training steps", integer("--teacher-steps", 1), 300)
+    .option("--backbone <name>", "student backbone: a preset (r18, r50, ...) or four block counts like [1,1,1,1]")
+    .option("--scratch", "also train the student without the teacher, for comparison")
+    .option("--ranks <k>", "training processes (mfr launch --nproc-per-node)", integer("--ranks", 1), 2)
+    .option("--seed <n>", "random seed", integer("--seed", 0), 0)
+    .option("--dir <dir>", "where the demo's data and runs go", path.join("runs", "demo"))
+    .action(
+      async (o: {
+        identities: number;
+        images: number;
+        heldOut: number;
+        steps: number;
+        teacherSteps: number;
+        backbone?: string;
+        scratch?: boolean;
+        ranks: number;
+        seed: number;
+        dir: string;
+      }) => {
+        const r = await runDemo(
+          {
+            dir: o.dir,
+            identities: o.identities,
+            imagesPerIdentity: o.images,
+            heldOutIdentities: o.heldOut,
+            steps: o.steps,
+            teacherSteps: o.teacherSteps,
+            backbone: o.backbone,
+            scratch: !!o.scratch,
+            ranks: o.ranks,
+            seed: o.seed,
+            stdio: "inherit",
+          },
+          (e) => {
+            if (e.kind === "stage") console.log(`\n[${e.index}/${e.total}] ${e.title}\n$ ${e.command}`);
+            else if (e.kind === "stage-done") console.log(`[${e.index}] done in ${e.seconds.toFixed(0)} s`);
+          },
+        );
+        console.log(
+          `\nheld-out identities, masked probes against an unmasked gallery of other photos: TPR at FPR\n${table(r.figures)}`,
+        );
+        console.log(`\nONNX model: ${r.onnx}`);
+        console.log(`report: ${r.report}`);
+        console.log(`demo finished in ${(r.seconds / 60).toFixed(1)} min`);
+      },
+    );
 }

@@ -1,6 +1,7 @@
 // `mfr mask IN OUT`: draws synthetic masks on a folder of faces (or one image).
 import type { Command } from "commander";
-import { MASK_KINDS, type MaskKind, maskFolder, readLandmarks } from "../../data/index.ts";
+import { MASK_KINDS, type MaskKind, maskFolder, maskGroups, readLandmarks } from "../../data/index.ts";
+import * as T from "../../torch/index.ts";
 
 export function registerMask(program: Command): void {
   program
@@ -15,11 +16,15 @@ export function registerMask(program: Command): void {
       "--landmarks <file>",
       'faces not aligned to the ArcFace template: lines "relative/path x1 y1 ... x5 y5" (eyes, nose, mouth corners)',
     )
+    .option(
+      "--groups <file>",
+      "also write the mask groups (.npy uint8, 1 masked, 0 not) in dataset order, for mfr eval --groups",
+    )
     .action(
       async (
         input: string,
         output: string,
-        o: { seed: string; prob: string; kind?: string; landmarks?: string },
+        o: { seed: string; prob: string; kind?: string; landmarks?: string; groups?: string },
       ) => {
         const seed = Number(o.seed);
         const prob = Number(o.prob);
@@ -38,6 +43,11 @@ export function registerMask(program: Command): void {
           `${r.masked} of ${r.images} images masked -> ${output}${r.failed.length ? `, ${r.failed.length} failed` : ""}`,
         );
         if (r.failed.length) process.exitCode = 1;
+        else if (o.groups !== undefined) {
+          const groups = maskGroups(output, r.written);
+          T.scope(() => T.saveNpy(o.groups!, T.tensor(Array.from(groups), { dtype: "u8" })));
+          console.log(`mask groups of ${groups.length} images -> ${o.groups}`);
+        }
       },
     );
 }

@@ -11,6 +11,7 @@ import {
   writeFileSync,
 } from "node:fs";
 import path from "node:path";
+import { openFolderDataset } from "../folder-dataset.ts";
 import { hash32, hashString } from "../rng.ts";
 import { maskImage } from "./render.ts";
 import type { MaskKind } from "./shapes.ts";
@@ -59,6 +60,8 @@ export interface MaskFolderOptions {
 export interface MaskFolderResult {
   images: number;
   masked: number;
+  /** Every image written, relative to the output folder, and whether it got a mask. */
+  written: Map<string, boolean>;
   /** Images that could not be read or written, with the reason. */
   failed: { file: string; reason: string }[];
 }
@@ -92,7 +95,7 @@ export async function maskFolder(
   checkOutput(input, output, single);
   const files = single ? [path.basename(input)] : listImages(input);
   const inRoot = single ? path.dirname(input) : input;
-  const res: MaskFolderResult = { images: files.length, masked: 0, failed: [] };
+  const res: MaskFolderResult = { images: files.length, masked: 0, written: new Map(), failed: [] };
   let done = 0;
   for (const rel of files) {
     const src = path.join(inRoot, rel);
@@ -101,8 +104,10 @@ export async function maskFolder(
       const seed = hash32(o.seed, hashString(rel));
       const bytes = readFileSync(src);
       mkdirSync(path.dirname(dst), { recursive: true });
-      if ((seed % 10000) / 10000 >= (o.prob ?? 1)) writeFileSync(dst, bytes);
-      else {
+      if ((seed % 10000) / 10000 >= (o.prob ?? 1)) {
+        writeFileSync(dst, bytes);
+        res.written.set(rel, false);
+      } else {
         const lm = o.landmarks?.get(rel);
         const { image } = await maskImage(bytes, {
           seed,
@@ -111,6 +116,7 @@ export async function maskFolder(
         });
         writeFileSync(dst, image);
         res.masked++;
+        res.written.set(rel, true);
       }
     } catch (e) {
       res.failed.push({ file: src, reason: (e as Error).message });
@@ -118,4 +124,25 @@ export async function maskFolder(
     o.onImage?.(++done, files.length, src);
   }
   return res;
+}
+
+/**
+ * The mask group of every image of `output` (a <identity>/<image> folder that `maskFolder` just
+ * wrote), in the order its dataset lists them (`mfr embed`, `mfr eval --data`): 1 masked, 0 not.
+ * That order is the folder dataset's, not the walk's, hence the lookup by relative path.
+ */
+export function maskGroups(output: string, written: ReadonlyMap<string, boolean>): Uint8Array {
+  const ds = openFolderDataset(output);
+  const groups = new Uint8Array(ds.length);
+  for (let i = 0; i < ds.length; i++) {
+    const rel = path.relative(output, ds.file(i)).split(path.sep).join("/");
+    const masked = written.get(rel);
+    if (masked === undefined)
+      throw new Error(
+        `mask: ${ds.file(i)} was not written by this run (the output folder held other images): ` +
+          "mask groups need an output folder of its own",
+      );
+    groups[i] = masked ? 1 : 0;
+  }
+  return groups;
 }

@@ -1,0 +1,203 @@
+// The demo behind `mfr demo` / `npm run demo`: the challenge entry's recipe scaled down to minutes
+// on a small CPU, run as the very `mfr` commands a user would type, each printed before it runs:
+//   1. synthetic identities for training; held-out identities, half their photos masked (the
+//      probes), the other half not (the gallery), with the mask groups for `mfr eval --groups`;
+//   2. a deeper teacher, then the student distilled from it (CE + λ‖t/‖t‖ − s/‖s‖‖², λ = 9), both
+//      on `ranks` processes through `mfr launch`: the model-parallel head with sampling,
+//      micro-batches, activation checkpointing, bf16 autocast and ZeRO-1 (configs/demo*.ts);
+//      with `scratch`, the same student without the teacher, for comparison;
+//   3. the student's BatchNorm folded and exported to ONNX, checked against the challenge's rules;
+//   4. every model evaluated on the held-out set with the MFR protocol (exact TPR@FPR over all
+//      pairs, by subset), the ONNX student as deployed; each run's report.html.
+// Commands rather than library calls: the demo then shows, and tests, exactly what a user runs,
+// and each stage's memory goes back to the system when its process ends.
+import { spawn } from "node:child_process";
+import fs from "node:fs";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+import { listCheckpoints } from "../train/index.ts";
+
+const MFR_BIN = fileURLToPath(new URL("../../bin/mfr.js", import.meta.url));
+/** Photos per held-out identity: about half masked probes, half unmasked gallery. */
+const HELD_OUT_IMAGES = 6;
+export const DEMO_FPRS = ["1e-3", "1e-4"] as const;
+
+export interface DemoOptions {
+  /** Root of everything the demo writes; only its own sub-folders are replaced. */
+  dir: string;
+  /** Training identities (the held-out set has its own, never seen in training). */
+  identities: number;
+  imagesPerIdentity: number;
+  heldOutIdentities: number;
+  /** Steps of the student (and of the scratch student). */
+  steps: number;
+  teacherSteps: number;
+  /** Student backbone: a preset or four block counts (configs/demo.ts's when absent). */
+  backbone?: string;
+  /** Also train the student without the teacher. */
+  scratch: boolean;
+  ranks: number;
+  seed: number;
+  /** Where the commands' own output goes: the terminal, or pipes the caller reads. */
+  stdio: "inherit" | "pipe";
+}
+
+export interface DemoStage {
+  title: string;
+  /** The arguments after `mfr`, computed when the stage starts (they may name earlier results). */
+  argv: () => string[];
+}
+
+/** Held-out figures of one model: subset → FPR → TPR. */
+export interface DemoFigures {
+  model: string;
+  runDir: string;
+  tpr: Record<string, Record<string, number | null>>;
+}
+
+export type DemoEvent =
+  | { kind: "stage"; index: number; total: number; title: string; command: string }
+  | { kind: "stage-done"; index: number; seconds: number }
+  | { kind: "output"; text: string };
+
+export interface DemoResult {
+  seconds: number;
+  figures: DemoFigures[];
+  /** The student's report.html. */
+  report: string;
+  onnx: string;
+}
+
+/** Paths of the demo's parts under `dir`. */
+export function demoPaths(dir: string) {
+  return {
+    data: path.join(dir, "data"),
+    heldOut: path.join(dir, "held-out"),
+    probes: path.join(dir, "held-out-masked"),
+    groups: path.join(dir, "held-out-groups.npy"),
+    teacher: path.join(dir, "teacher"),
+    student: path.join(dir, "student"),
+    scratch: path.join(dir, "scratch"),
+    onnx: path.join(dir, "student", "model.onnx"),
+  };
+}
+
+const shellQuote = (a: string): string => (/^[\w@%+=:,./-]+$/.test(a) ? a : `'${a.replace(/'/g, `'\\''`)}'`);
+
+/** The stages of a demo, in order. */
+export function demoStages(o: DemoOptions): DemoStage[] {
+  const p = demoPaths(o.dir);
+  // In-training verification on the held-out identities (masks drawn on the fly, half the photos).
+  const verify = JSON.stringify([{ data: p.heldOut, name: "held-out", fpr: [...DEMO_FPRS] }]);
+  const train = (config: string, runDir: string, steps: number, extra: string[]): string[] => [
+    ...["launch", "--nproc-per-node", String(o.ranks), "--", "train", config],
+    ...["--set", `runDir=${runDir}`, "--set", `data.path=${p.data}`, "--set", `steps=${steps}`],
+    ...["--set", `seed=${o.seed}`, "--set", `verify.sets=${verify}`, ...extra],
+  ];
+  const student = o.backbone === undefined ? [] : ["--set", `model.backbone=${JSON.stringify(o.backbone)}`];
+  const newest = (runDir: string): string => {
+    const c = listCheckpoints(runDir).at(-1);
+    if (!c) throw new Error(`demo: ${runDir} has no complete checkpoint`);
+    return c.dir;
+  };
+  const evaluate = (model: () => string, runDir: string): DemoStage["argv"] => () => [
+    ...["eval", "--model", model(), "--data", p.probes, "--groups", p.groups],
+    ...["--fpr", DEMO_FPRS.join(","), "--report", path.join(runDir, "eval")],
+  ];
+  const synth = (out: string, identities: number, images: number, seed: number): string[] => [
+    ...["synth", "--out", out, "--identities", String(identities)],
+    ...["--images-per-identity", String(images), "--seed", String(seed)],
+  ];
+  const stages: DemoStage[] = [
+    {
+      title: "synthetic training identities",
+      argv: () => synth(p.data, o.identities, o.imagesPerIdentity, o.seed),
+    },
+    {
+      title: "held-out identities, never seen in training",
+      argv: () => synth(p.heldOut, o.heldOutIdentities, HELD_OUT_IMAGES, o.seed + 1_000_000),
+    },
+    {
+      title: "masks on half the held-out photos (the probes); the rest is the gallery",
+      argv: () => ["mask", p.heldOut, p.probes, "--prob", "0.5", "--seed", String(o.seed), "--groups", p.groups],
+    },
+    {
+      title: "the teacher",
+      argv: () => train("configs/demo_teacher.ts", p.teacher, o.teacherSteps, []),
+    },
+    {
+      title: "the student, distilled from the teacher (λ = 9)",
+      argv: () => train("configs/demo.ts", p.student, o.steps, [...student, "--set", `distill.teacher=${p.teacher}`]),
+    },
+  ];
+  if (o.scratch)
+    stages.push({
+      title: "the same student from scratch (no teacher), for comparison",
+      argv: () => train("configs/demo.ts", p.scratch, o.steps, student),
+    });
+  stages.push(
+    {
+      title: "the student to ONNX: BatchNorm folded, checked against onnxruntime and the challenge's rules",
+      argv: () => ["export", "--model", newest(p.student), "--out", p.onnx, "--fold-bn", "--check-mfr"],
+    },
+    { title: "the teacher on the held-out set", argv: evaluate(() => newest(p.teacher), p.teacher) },
+  );
+  if (o.scratch)
+    stages.push({ title: "the scratch student on the held-out set", argv: evaluate(() => newest(p.scratch), p.scratch) });
+  stages.push({ title: "the ONNX student on the held-out set", argv: evaluate(() => p.onnx, p.student) });
+  return stages;
+}
+
+/** Runs `mfr ...argv` to completion; rejects, naming the command, unless it exits 0. */
+function runMfr(argv: string[], o: DemoOptions, emit: (e: DemoEvent) => void): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [MFR_BIN, ...argv], { stdio: ["ignore", o.stdio, o.stdio] });
+    for (const s of [child.stdout, child.stderr])
+      s?.on("data", (b: Buffer) => emit({ kind: "output", text: b.toString() }));
+    child.on("error", reject);
+    child.on("close", (code, signal) => {
+      if (code === 0) resolve();
+      else
+        reject(
+          new Error(
+            `demo: \`mfr ${argv.map(shellQuote).join(" ")}\` ${signal ? `was killed by ${signal}` : `exited with ${code}`}`,
+          ),
+        );
+    });
+  });
+}
+
+function figures(model: string, runDir: string): DemoFigures {
+  const file = path.join(runDir, "eval", "result.json");
+  const r = JSON.parse(fs.readFileSync(file, "utf8")) as {
+    subsets: Record<string, { tpr: Record<string, number | null> }>;
+  };
+  return { model, runDir, tpr: Object.fromEntries(Object.entries(r.subsets).map(([k, s]) => [k, s.tpr])) };
+}
+
+export async function runDemo(o: DemoOptions, emit: (e: DemoEvent) => void = () => {}): Promise<DemoResult> {
+  const t0 = performance.now();
+  const p = demoPaths(o.dir);
+  // A fresh demo each time: its own folders only, never anything else under `dir`.
+  for (const d of [p.data, p.heldOut, p.probes, p.groups, p.teacher, p.student, p.scratch])
+    fs.rmSync(d, { recursive: true, force: true });
+  const stages = demoStages(o);
+  for (const [i, s] of stages.entries()) {
+    const argv = s.argv();
+    const command = `mfr ${argv.map(shellQuote).join(" ")}`;
+    emit({ kind: "stage", index: i + 1, total: stages.length, title: s.title, command });
+    const ts = performance.now();
+    await runMfr(argv, o, emit);
+    emit({ kind: "stage-done", index: i + 1, seconds: (performance.now() - ts) / 1000 });
+  }
+  return {
+    seconds: (performance.now() - t0) / 1000,
+    figures: [
+      figures("teacher", p.teacher),
+      ...(o.scratch ? [figures("student from scratch", p.scratch)] : []),
+      figures("student distilled (ONNX)", p.student),
+    ],
+    report: path.join(p.student, "report.html"),
+    onnx: p.onnx,
+  };
+}
