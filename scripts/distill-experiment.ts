@@ -1,175 +1,103 @@
-// Does feature distillation help a small student on masked faces? The issue-14 experiment at demo
-// scale, on synthetic identities (docs/distillation.md has the table this prints):
-//   1. a larger teacher trained on the mask-augmented training identities;
-//   2. the same small student, same steps, from scratch and distilled online (λ = 9 and another λ),
-//      for several seeds;
-//   3. each evaluated on held-out identities: masked probes against an unmasked gallery of other
-//      photos of the same people, exact TPR at FPR 1e-3 and 1e-4 (src/eval).
-// Run: node --import tsx scripts/distill-experiment.ts [--out DIR] [--seeds 3] [--steps N]
-//      [--teacher-steps N] [--lambdas 9,3] [--identities N] [--images N] [--held-out N]
-//      [--device auto|cpu|cuda]
+// Does feature distillation help a small student on masked faces? The issue-14 experiment, at the
+// demo's scale and with the demo's own stages (src/demo: the same data, configs and commands):
+//   1. synthetic training identities; held-out identities, half their photos masked;
+//   2. the demo's teacher (configs/demo_teacher.ts), trained once;
+//   3. for each seed, the demo's student (configs/demo.ts) for the same steps: from scratch, and
+//      distilled from the teacher with each λ (the recipe's 9 and others);
+//   4. each model evaluated with the MFR protocol on the held-out set: masked probes against the
+//      unmasked gallery of other photos, exact TPR at FPR 1e-3 and 1e-4.
+// Prints the table (mean ± sample standard deviation over seeds, and each seed's figure) that
+// docs/distillation.md shows, and writes results.json beside the runs.
+// Run: node --import tsx scripts/distill-experiment.ts [--out DIR] [--seeds 3] [--lambdas 9,3]
+//      [--steps 300] [--teacher-steps 300] [--identities 200] [--images 16] [--held-out 120]
 import fs from "node:fs";
 import path from "node:path";
 import { parseArgs } from "node:util";
-import * as T from "../src/torch/index.ts";
-import { DataLoader, synthesizeDataset } from "../src/data/index.ts";
-import { batchToTensors } from "../src/data/tensors.ts";
-import { ProcessGroup } from "../src/distributed/index.ts";
-import { type Backbone } from "../src/models/index.ts";
-import { evaluatePairs } from "../src/eval/index.ts";
-import { type TrainConfigInput, parseConfig, train } from "../src/train/index.ts";
+import {
+  DEMO_FPRS,
+  type DemoEvent,
+  type DemoOptions,
+  type DemoStage,
+  dataStages,
+  demoPaths,
+  evalStage,
+  newestCheckpoint,
+  readFigures,
+  runStages,
+  trainStage,
+} from "../src/demo/index.ts";
 
 const { values: a } = parseArgs({
   options: {
     out: { type: "string", default: "runs/distill-experiment" },
     seeds: { type: "string", default: "3" },
-    steps: { type: "string", default: "200" },
-    "teacher-steps": { type: "string", default: "400" },
     lambdas: { type: "string", default: "9,3" },
-    identities: { type: "string", default: "100" },
-    images: { type: "string", default: "12" },
+    steps: { type: "string", default: "300" },
+    "teacher-steps": { type: "string", default: "300" },
+    identities: { type: "string", default: "200" },
+    images: { type: "string", default: "16" },
     "held-out": { type: "string", default: "120" },
-    device: { type: "string", default: "auto" },
+    ranks: { type: "string", default: "2" },
   },
 });
-const out = a.out!;
+const o: DemoOptions = {
+  dir: a.out!,
+  identities: Number(a.identities),
+  imagesPerIdentity: Number(a.images),
+  heldOutIdentities: Number(a["held-out"]),
+  steps: Number(a.steps),
+  teacherSteps: Number(a["teacher-steps"]),
+  scratch: true,
+  ranks: Number(a.ranks),
+  seed: 0,
+  stdio: "pipe",
+};
+const p = demoPaths(o.dir);
 const seeds = Array.from({ length: Number(a.seeds) }, (_, i) => i + 1);
 const lambdas = a.lambdas!.split(",").map(Number);
-const HELD_IMAGES = 6; // per held-out identity: 3 masked probes, 3 unmasked gallery photos
-const FPRS = ["1e-3", "1e-4"];
-
 const log = (s: string): void => console.error(`[${new Date().toISOString().slice(11, 19)}] ${s}`);
+const emit = (e: DemoEvent): void => {
+  if (e.kind === "stage") log(e.title);
+  else if (e.kind === "stage-done") log(`  done in ${e.seconds.toFixed(0)} s`);
+};
+const run = (stages: readonly DemoStage[]): Promise<void> => runStages(stages, o, emit);
 
-async function synth(dir: string, identities: number, images: number, seed: number): Promise<void> {
-  if (fs.existsSync(path.join(dir, ".complete"))) return;
-  await synthesizeDataset({ out: dir, identities, imagesPerIdentity: images, seed });
-  fs.writeFileSync(path.join(dir, ".complete"), "");
+// A finished teacher (or data) from an earlier call is kept: only students are retrained.
+if (!fs.existsSync(path.join(p.teacher, "eval", "result.json"))) {
+  for (const d of [p.data, p.heldOut, p.probes, p.groups, p.teacher])
+    fs.rmSync(d, { recursive: true, force: true });
+  await run([
+    ...dataStages(o),
+    trainStage(o, "teacher", { runDir: p.teacher, teacher: true, steps: o.teacherSteps }),
+    evalStage(o, "teacher: held-out evaluation", () => newestCheckpoint(p.teacher), p.teacher),
+  ]);
 }
-
-const base = (runDir: string, data: string): TrainConfigInput => ({
-  runDir,
-  device: a.device as "auto" | "cpu" | "cuda",
-  data: { path: data, batchSize: 32, workers: 1, maskProb: 0.35, flipProb: 0.5 },
-  model: { backbone: "[1,1,1,1]", width: 0.25, embeddingSize: 64 },
-  head: { numClasses: 0, sampleRate: 1, margin: { s: 32, m3: 0.3 } },
-  optim: { lr: 0.1, warmupSteps: 10, decay: "poly" },
-  dist: {},
-  steps: 1,
-  logEvery: 10,
-});
-
-/** Held-out faces: the first 3 photos of each identity masked (probes), the other 3 not (gallery). */
-async function heldOut(dir: string): Promise<{ x: T.Tensor; labels: number[]; groups: number[] }> {
-  const pass = async (maskProb: number): Promise<{ x: T.Tensor; y: number[] }> => {
-    const loader = await DataLoader.open(dir, {
-      batchSize: 64,
-      shuffle: false,
-      workers: 1,
-      maskProb,
-      flipProb: 0,
-      tail: "pad",
-      seed: 7,
-    });
-    const xs: T.Tensor[] = [];
-    const ys: number[] = [];
-    try {
-      for await (const b of loader.epoch(0)) {
-        const t = batchToTensors(b);
-        xs.push(t.x.keep());
-        ys.push(...b.labels);
-        t.y.dispose();
-        t.masked.dispose();
-      }
-    } finally {
-      await loader.close();
-    }
-    // The last batch is padded by wrapping around: drop those repeats of the first photos.
-    const n = loader.dataset.length;
-    const x = T.scope(() => T.cat(xs).narrow(0, 0, n).contiguous().keep());
-    for (const t of xs) t.dispose();
-    return { x, y: ys.slice(0, n) };
-  };
-  const masked = await pass(1);
-  const plain = await pass(0);
-  const n = plain.y.length;
-  const rows: number[] = [];
-  const groups: number[] = [];
-  for (let i = 0; i < n; i++) {
-    const probe = i % HELD_IMAGES < HELD_IMAGES / 2;
-    rows.push(probe ? i : n + i);
-    groups.push(probe ? 1 : 0);
-  }
-  return T.scope(() => {
-    const all = T.cat([masked.x, plain.x]);
-    const x = all.indexSelect(0, T.tensor(rows, { dtype: "i64" })).keep();
-    return { x, labels: plain.y, groups };
-  });
-}
-
-async function evaluate(
-  model: Backbone,
-  h: { x: T.Tensor; labels: number[]; groups: number[] },
-): Promise<Record<string, number>> {
-  model.eval();
-  const device = model.parameters()[0]!.device;
-  const e = T.scope(() => T.noGrad(() => model.forward(T.toDevice(h.x, device)).to("cpu")));
-  const r = await evaluatePairs({ embeddings: e, labels: h.labels, groups: h.groups }, { fpr: FPRS });
-  e.dispose();
-  const s = r.subsets["masked-unmasked"]!;
-  return Object.fromEntries(FPRS.map((f) => [f, s.tpr[f] ?? NaN]));
-}
-
-async function run(cfg: TrainConfigInput): Promise<Backbone> {
-  fs.rmSync(cfg.runDir, { recursive: true, force: true });
-  const t0 = performance.now();
-  const r = await train(parseConfig(cfg), { group: ProcessGroup.single() });
-  log(
-    `${cfg.runDir}: ${cfg.steps} steps in ${((performance.now() - t0) / 1000).toFixed(0)} s, loss ${r.losses[0]!.loss.toFixed(2)} -> ${r.losses.at(-1)!.loss.toFixed(2)}`,
-  );
-  return r.backbone;
-}
-
-const trainData = path.join(out, "train");
-const heldData = path.join(out, "held-out");
-await synth(trainData, Number(a.identities), Number(a.images), 1);
-await synth(heldData, Number(a["held-out"]), HELD_IMAGES, 2);
-log("data ready");
-const h = await heldOut(heldData);
-
-const teacherRun = path.join(out, "teacher");
-const tSteps = Number(a["teacher-steps"]);
-const teacher = await run({
-  ...base(teacherRun, trainData),
-  model: { backbone: "[2,2,2,2]", width: 0.5, embeddingSize: 64 },
-  steps: tSteps,
-  checkpointEvery: tSteps,
-  keepCheckpoints: 1,
-});
-const results: { name: string; seed: number; tpr: Record<string, number> }[] = [];
-results.push({ name: "teacher [2,2,2,2]×0.5", seed: 0, tpr: await evaluate(teacher, h) });
-teacher.dispose();
-log(`teacher: ${JSON.stringify(results[0]!.tpr)}`);
-
-const conditions: { name: string; lambda?: number }[] = [
-  { name: "student from scratch" },
+const results: { name: string; seed: number; tpr: Record<string, number | null> }[] = [
+  { name: "teacher", seed: 0, tpr: readFigures("teacher", p.teacher).tpr["masked-unmasked"]! },
+];
+const conditions: { name: string; lambda: number | null }[] = [
+  { name: "student from scratch", lambda: null },
   ...lambdas.map((l) => ({ name: `student distilled λ=${l}`, lambda: l })),
 ];
 for (const seed of seeds)
   for (const c of conditions) {
-    const runDir = path.join(out, `s${seed}-${c.lambda ?? "scratch"}`);
-    const student = await run({
-      ...base(runDir, trainData),
-      seed,
-      head: { numClasses: 0, sampleRate: 1, margin: { s: 32, m3: 0.3 }, seed },
-      steps: Number(a.steps),
-      ...(c.lambda !== undefined ? { distill: { teacher: teacherRun, lambda: c.lambda } } : {}),
-    });
-    const tpr = await evaluate(student, h);
-    student.dispose();
+    const runDir = path.join(o.dir, `s${seed}-${c.lambda ?? "scratch"}`);
+    fs.rmSync(runDir, { recursive: true, force: true });
+    await run([
+      trainStage(o, `${c.name}, seed ${seed}`, {
+        runDir,
+        teacher: false,
+        steps: o.steps,
+        lambda: c.lambda,
+        seed,
+      }),
+      evalStage(o, `${c.name}, seed ${seed}: held-out evaluation`, () => newestCheckpoint(runDir), runDir),
+    ]);
+    const tpr = readFigures(c.name, runDir).tpr["masked-unmasked"]!;
     results.push({ name: c.name, seed, tpr });
     log(`${c.name} seed ${seed}: ${JSON.stringify(tpr)}`);
+    fs.writeFileSync(path.join(o.dir, "results.json"), JSON.stringify(results, null, 2) + "\n");
   }
-fs.writeFileSync(path.join(out, "results.json"), JSON.stringify(results, null, 2) + "\n");
 
 // The table: mean ± sample standard deviation over seeds, and each seed's figure.
 const stats = (xs: number[]): string => {
@@ -178,12 +106,11 @@ const stats = (xs: number[]): string => {
   return `${m.toFixed(3)} ± ${sd.toFixed(3)} (${xs.map((x) => x.toFixed(3)).join(", ")})`;
 };
 const lines = [
-  `| model | ${FPRS.map((f) => `TPR@FPR=${f}`).join(" | ")} |`,
-  `|---|${FPRS.map(() => "---").join("|")}|`,
+  `| model (masked probes vs unmasked gallery) | ${DEMO_FPRS.map((f) => `TPR@FPR=${f}`).join(" | ")} |`,
+  `|---|${DEMO_FPRS.map(() => "---").join("|")}|`,
 ];
-for (const name of [results[0]!.name, ...conditions.map((c) => c.name)]) {
+for (const name of ["teacher", ...conditions.map((c) => c.name)]) {
   const rs = results.filter((r) => r.name === name);
-  lines.push(`| ${name} | ${FPRS.map((f) => stats(rs.map((r) => r.tpr[f]!))).join(" | ")} |`);
+  lines.push(`| ${name} | ${DEMO_FPRS.map((f) => stats(rs.map((r) => r.tpr[f] ?? NaN))).join(" | ")} |`);
 }
 console.log(lines.join("\n"));
-h.x.dispose();

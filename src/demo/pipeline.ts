@@ -84,31 +84,21 @@ export function demoPaths(dir: string) {
 
 const shellQuote = (a: string): string => (/^[\w@%+=:,./-]+$/.test(a) ? a : `'${a.replace(/'/g, `'\\''`)}'`);
 
-/** The stages of a demo, in order. */
-export function demoStages(o: DemoOptions): DemoStage[] {
+/** The newest complete checkpoint of a run folder. */
+export function newestCheckpoint(runDir: string): string {
+  const c = listCheckpoints(runDir).at(-1);
+  if (!c) throw new Error(`demo: ${runDir} has no complete checkpoint`);
+  return c.dir;
+}
+
+/** Training and held-out data: synthetic identities, half the held-out photos masked. */
+export function dataStages(o: DemoOptions): DemoStage[] {
   const p = demoPaths(o.dir);
-  // In-training verification on the held-out identities (masks drawn on the fly, half the photos).
-  const verify = JSON.stringify([{ data: p.heldOut, name: "held-out", fpr: [...DEMO_FPRS] }]);
-  const train = (config: string, runDir: string, steps: number, extra: string[]): string[] => [
-    ...["launch", "--nproc-per-node", String(o.ranks), "--", "train", config],
-    ...["--set", `runDir=${runDir}`, "--set", `data.path=${p.data}`, "--set", `steps=${steps}`],
-    ...["--set", `seed=${o.seed}`, "--set", `verify.sets=${verify}`, ...extra],
-  ];
-  const student = o.backbone === undefined ? [] : ["--set", `model.backbone=${JSON.stringify(o.backbone)}`];
-  const newest = (runDir: string): string => {
-    const c = listCheckpoints(runDir).at(-1);
-    if (!c) throw new Error(`demo: ${runDir} has no complete checkpoint`);
-    return c.dir;
-  };
-  const evaluate = (model: () => string, runDir: string): DemoStage["argv"] => () => [
-    ...["eval", "--model", model(), "--data", p.probes, "--groups", p.groups],
-    ...["--fpr", DEMO_FPRS.join(","), "--report", path.join(runDir, "eval")],
-  ];
   const synth = (out: string, identities: number, images: number, seed: number): string[] => [
     ...["synth", "--out", out, "--identities", String(identities)],
     ...["--images-per-identity", String(images), "--seed", String(seed)],
   ];
-  const stages: DemoStage[] = [
+  return [
     {
       title: "synthetic training identities",
       argv: () => synth(p.data, o.identities, o.imagesPerIdentity, o.seed),
@@ -119,37 +109,129 @@ export function demoStages(o: DemoOptions): DemoStage[] {
     },
     {
       title: "masks on half the held-out photos (the probes); the rest is the gallery",
-      argv: () => ["mask", p.heldOut, p.probes, "--prob", "0.5", "--seed", String(o.seed), "--groups", p.groups],
-    },
-    {
-      title: "the teacher",
-      argv: () => train("configs/demo_teacher.ts", p.teacher, o.teacherSteps, []),
-    },
-    {
-      title: "the student, distilled from the teacher (λ = 9)",
-      argv: () => train("configs/demo.ts", p.student, o.steps, [...student, "--set", `distill.teacher=${p.teacher}`]),
+      argv: () => [
+        "mask",
+        p.heldOut,
+        p.probes,
+        "--prob",
+        "0.5",
+        "--seed",
+        String(o.seed),
+        "--groups",
+        p.groups,
+      ],
     },
   ];
+}
+
+/**
+ * A training run on `o.ranks` processes: the teacher (configs/demo_teacher.ts), or the student
+ * (configs/demo.ts), distilled from the demo's teacher with weight `lambda` unless it is null.
+ */
+export function trainStage(
+  o: DemoOptions,
+  title: string,
+  run: { runDir: string; teacher: boolean; steps: number; lambda?: number | null; seed?: number },
+): DemoStage {
+  const p = demoPaths(o.dir);
+  // In-training verification on the held-out identities (masks drawn on the fly, half the photos).
+  const verify = JSON.stringify([{ data: p.heldOut, name: "held-out", fpr: [...DEMO_FPRS] }]);
+  const config = run.teacher ? "configs/demo_teacher.ts" : "configs/demo.ts";
+  const sets: [string, string][] = [
+    ["runDir", run.runDir],
+    ["data.path", p.data],
+    ["steps", String(run.steps)],
+    ["seed", String(run.seed ?? o.seed)],
+    ["verify.sets", verify],
+  ];
+  if (!run.teacher && o.backbone !== undefined) sets.push(["model.backbone", JSON.stringify(o.backbone)]);
+  if (!run.teacher && run.lambda != null) {
+    sets.push(["distill.teacher", p.teacher]);
+    if (run.lambda !== 9) sets.push(["distill.lambda", String(run.lambda)]);
+  }
+  return {
+    title,
+    argv: () => [
+      ...["launch", "--nproc-per-node", String(o.ranks), "--", "train", config],
+      ...sets.flatMap(([k, v]) => ["--set", `${k}=${v}`]),
+    ],
+  };
+}
+
+/** The MFR protocol on the held-out set: `model` (a checkpoint or .onnx) into `runDir`/eval. */
+export function evalStage(o: DemoOptions, title: string, model: () => string, runDir: string): DemoStage {
+  const p = demoPaths(o.dir);
+  return {
+    title,
+    argv: () => [
+      ...["eval", "--model", model(), "--data", p.probes, "--groups", p.groups],
+      ...["--fpr", DEMO_FPRS.join(","), "--report", path.join(runDir, "eval")],
+    ],
+  };
+}
+
+/** The stages of a demo, in order. */
+export function demoStages(o: DemoOptions): DemoStage[] {
+  const p = demoPaths(o.dir);
+  const stages: DemoStage[] = [
+    ...dataStages(o),
+    trainStage(o, "the teacher", { runDir: p.teacher, teacher: true, steps: o.teacherSteps }),
+    trainStage(o, "the student, distilled from the teacher (λ = 9)", {
+      runDir: p.student,
+      teacher: false,
+      steps: o.steps,
+      lambda: 9,
+    }),
+  ];
   if (o.scratch)
-    stages.push({
-      title: "the same student from scratch (no teacher), for comparison",
-      argv: () => train("configs/demo.ts", p.scratch, o.steps, student),
-    });
+    stages.push(
+      trainStage(o, "the same student from scratch (no teacher), for comparison", {
+        runDir: p.scratch,
+        teacher: false,
+        steps: o.steps,
+      }),
+    );
   stages.push(
     {
       title: "the student to ONNX: BatchNorm folded, checked against onnxruntime and the challenge's rules",
-      argv: () => ["export", "--model", newest(p.student), "--out", p.onnx, "--fold-bn", "--check-mfr"],
+      argv: () => [
+        "export",
+        "--model",
+        newestCheckpoint(p.student),
+        "--out",
+        p.onnx,
+        "--fold-bn",
+        "--check-mfr",
+      ],
     },
-    { title: "the teacher on the held-out set", argv: evaluate(() => newest(p.teacher), p.teacher) },
+    evalStage(o, "the teacher on the held-out set", () => newestCheckpoint(p.teacher), p.teacher),
   );
   if (o.scratch)
-    stages.push({ title: "the scratch student on the held-out set", argv: evaluate(() => newest(p.scratch), p.scratch) });
-  stages.push({ title: "the ONNX student on the held-out set", argv: evaluate(() => p.onnx, p.student) });
+    stages.push(
+      evalStage(o, "the scratch student on the held-out set", () => newestCheckpoint(p.scratch), p.scratch),
+    );
+  stages.push(evalStage(o, "the ONNX student on the held-out set", () => p.onnx, p.student));
   return stages;
 }
 
+/** Runs the stages in order, each to completion, announcing each with its command line. */
+export async function runStages(
+  stages: readonly DemoStage[],
+  o: Pick<DemoOptions, "stdio">,
+  emit: (e: DemoEvent) => void = () => {},
+): Promise<void> {
+  for (const [i, s] of stages.entries()) {
+    const argv = s.argv();
+    const command = `mfr ${argv.map(shellQuote).join(" ")}`;
+    emit({ kind: "stage", index: i + 1, total: stages.length, title: s.title, command });
+    const ts = performance.now();
+    await runMfr(argv, o, emit);
+    emit({ kind: "stage-done", index: i + 1, seconds: (performance.now() - ts) / 1000 });
+  }
+}
+
 /** Runs `mfr ...argv` to completion; rejects, naming the command, unless it exits 0. */
-function runMfr(argv: string[], o: DemoOptions, emit: (e: DemoEvent) => void): Promise<void> {
+function runMfr(argv: string[], o: Pick<DemoOptions, "stdio">, emit: (e: DemoEvent) => void): Promise<void> {
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, [MFR_BIN, ...argv], { stdio: ["ignore", o.stdio, o.stdio] });
     for (const s of [child.stdout, child.stderr])
@@ -167,7 +249,8 @@ function runMfr(argv: string[], o: DemoOptions, emit: (e: DemoEvent) => void): P
   });
 }
 
-function figures(model: string, runDir: string): DemoFigures {
+/** The held-out figures `evalStage` left in `runDir`/eval. */
+export function readFigures(model: string, runDir: string): DemoFigures {
   const file = path.join(runDir, "eval", "result.json");
   const r = JSON.parse(fs.readFileSync(file, "utf8")) as {
     subsets: Record<string, { tpr: Record<string, number | null> }>;
@@ -181,21 +264,13 @@ export async function runDemo(o: DemoOptions, emit: (e: DemoEvent) => void = () 
   // A fresh demo each time: its own folders only, never anything else under `dir`.
   for (const d of [p.data, p.heldOut, p.probes, p.groups, p.teacher, p.student, p.scratch])
     fs.rmSync(d, { recursive: true, force: true });
-  const stages = demoStages(o);
-  for (const [i, s] of stages.entries()) {
-    const argv = s.argv();
-    const command = `mfr ${argv.map(shellQuote).join(" ")}`;
-    emit({ kind: "stage", index: i + 1, total: stages.length, title: s.title, command });
-    const ts = performance.now();
-    await runMfr(argv, o, emit);
-    emit({ kind: "stage-done", index: i + 1, seconds: (performance.now() - ts) / 1000 });
-  }
+  await runStages(demoStages(o), o, emit);
   return {
     seconds: (performance.now() - t0) / 1000,
     figures: [
-      figures("teacher", p.teacher),
-      ...(o.scratch ? [figures("student from scratch", p.scratch)] : []),
-      figures("student distilled (ONNX)", p.student),
+      readFigures("teacher", p.teacher),
+      ...(o.scratch ? [readFigures("student from scratch", p.scratch)] : []),
+      readFigures("student distilled (ONNX)", p.student),
     ],
     report: path.join(p.student, "report.html"),
     onnx: p.onnx,

@@ -25,7 +25,11 @@ test("mfr mask --groups writes each image's group in dataset order", async () =>
   for (let i = 0; i < ds.length; i++) {
     const rel = path.relative(out, ds.file(i));
     const same = fs.readFileSync(ds.file(i)).equals(fs.readFileSync(path.join(faces, rel)));
-    assert.equal(groups[i], same ? 0 : 1, `${rel}: group ${groups[i]} but the file is ${same ? "a copy" : "masked"}`);
+    assert.equal(
+      groups[i],
+      same ? 0 : 1,
+      `${rel}: group ${groups[i]} but the file is ${same ? "a copy" : "masked"}`,
+    );
     masked += groups[i]!;
   }
   assert.match(r.stdout, new RegExp(`${masked} of 36 images masked`));

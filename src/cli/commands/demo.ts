@@ -35,7 +35,10 @@ export function registerDemo(program: Command): void {
     .option("--held-out <n>", "held-out identities (6 photos each)", integer("--held-out", 2), 120)
     .option("--steps <n>", "student training steps", integer("--steps", 1), 300)
     .option("--teacher-steps <n>", "teacher training steps", integer("--teacher-steps", 1), 300)
-    .option("--backbone <name>", "student backbone: a preset (r18, r50, ...) or four block counts like [1,1,1,1]")
+    .option(
+      "--backbone <name>",
+      "student backbone: a preset (r18, r50, ...) or four block counts like [1,1,1,1]",
+    )
     .option("--scratch", "also train the student without the teacher, for comparison")
     .option("--ranks <k>", "training processes (mfr launch --nproc-per-node)", integer("--ranks", 1), 2)
     .option("--seed <n>", "random seed", integer("--seed", 0), 0)
