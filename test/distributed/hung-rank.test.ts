@@ -72,6 +72,7 @@ test(
       steps: 100000,
       checkpointEvery: 0,
       verify: null,
+      logEvery: 1,
       "dist.timeoutS": timeoutS,
     };
     const job = startMfr([
