@@ -230,21 +230,26 @@ export async function runStages(
   }
 }
 
-/** Runs `mfr ...argv` to completion; rejects, naming the command, unless it exits 0. */
+/**
+ * Runs `mfr ...argv` to completion; rejects, naming the command, unless it exits 0. With piped
+ * output the error ends with the command's last lines, which nobody else has seen.
+ */
 function runMfr(argv: string[], o: Pick<DemoOptions, "stdio">, emit: (e: DemoEvent) => void): Promise<void> {
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, [MFR_BIN, ...argv], { stdio: ["ignore", o.stdio, o.stdio] });
+    let tail = "";
     for (const s of [child.stdout, child.stderr])
-      s?.on("data", (b: Buffer) => emit({ kind: "output", text: b.toString() }));
+      s?.on("data", (b: Buffer) => {
+        const text = b.toString();
+        tail = (tail + text).slice(-4000);
+        emit({ kind: "output", text });
+      });
     child.on("error", reject);
     child.on("close", (code, signal) => {
-      if (code === 0) resolve();
-      else
-        reject(
-          new Error(
-            `demo: \`mfr ${argv.map(shellQuote).join(" ")}\` ${signal ? `was killed by ${signal}` : `exited with ${code}`}`,
-          ),
-        );
+      if (code === 0) return resolve();
+      const how = signal ? `was killed by ${signal}` : `exited with ${code}`;
+      const output = o.stdio === "pipe" && tail ? `; its last output:\n${tail.trimEnd()}` : "";
+      reject(new Error(`demo: \`mfr ${argv.map(shellQuote).join(" ")}\` ${how}${output}`));
     });
   });
 }

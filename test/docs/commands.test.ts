@@ -73,8 +73,8 @@ const SMALL: Record<string, string> = {
   // docs/distillation.md
   "mfr launch --nproc-per-node 8 -- distill features --teacher runs/r600_teacher --data data/webface42m/train.rec --out stores/r600-8":
     "mfr launch --nproc-per-node 2 -- distill features --teacher runs/r600_teacher --data data/webface42m/train.rec --out stores/r600-8",
-  "nice -n 10 node --import tsx scripts/distill-experiment.ts --out runs/distill-experiment --seeds 3 --steps 200 --teacher-steps 400 --identities 100 --held-out 120":
-    "nice -n 10 node --import tsx scripts/distill-experiment.ts --out runs/distill-experiment --seeds 1 --steps 1 --teacher-steps 1 --lambdas 9 --identities 8 --images 4 --held-out 4",
+  "node --import tsx scripts/distill-experiment.ts --out runs/distill-experiment --seeds 3 --lambdas 9,3":
+    "node --import tsx scripts/distill-experiment.ts --out runs/distill-experiment --seeds 1 --lambdas 9 --steps 2 --teacher-steps 2 --identities 8 --images 8 --held-out 6",
   // docs/report.md: a server runs until stopped; start it on a free port, fetch its page, stop it.
   "mfr serve runs/demo/student": [
     "mfr serve runs/demo/student --port 0 > serve.log & server=$!",
