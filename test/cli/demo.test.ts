@@ -93,13 +93,15 @@ test("mfr demo runs the whole recipe and reports figures from its own runs", asy
   assert.match(r.stdout, new RegExp(`report: ${path.join(dir, "student", "report.html")}`));
 });
 
-test("mfr demo names the command that failed and stops there", async () => {
+test("mfr demo names the command that failed, with the cause, and stops there", async () => {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), "mfr-demo-bad-"));
-  const r = await mfr(["demo", "--dir", dir, "--backbone", "r7", ...tiny]);
+  // 2 identities x 2 photos: fewer images than one global batch of the teacher's config.
+  const r = await mfr(["demo", "--dir", dir, ...tiny, "--identities", "2", "--images", "2"]);
   assert.equal(r.code, 1, r.stdout);
+  assert.match(r.stderr, /4 samples make no full batch of 32 x 2 ranks/);
   assert.match(
     r.stderr,
-    /mfr: demo: `mfr launch --nproc-per-node 2 -- train configs\/demo\.ts .*model\.backbone=.*` exited with 1/,
+    /mfr: demo: `mfr launch --nproc-per-node 2 -- train configs\/demo_teacher\.ts .*` exited with 1/,
   );
-  assert.ok(!fs.existsSync(path.join(dir, "student", "model.onnx")));
+  assert.ok(!fs.existsSync(path.join(dir, "student")), "nothing after the failed stage ran");
 });
