@@ -21,7 +21,6 @@ import {
   dataStages,
   demoPaths,
   evalStage,
-  newestCheckpoint,
   readFigures,
   runStages,
   trainStage,
@@ -69,7 +68,7 @@ if (!fs.existsSync(path.join(p.teacher, "eval", "result.json"))) {
   await run([
     ...dataStages(o),
     trainStage(o, "teacher", { runDir: p.teacher, teacher: true, steps: o.teacherSteps }),
-    evalStage(o, "teacher: held-out evaluation", () => newestCheckpoint(p.teacher), p.teacher),
+    evalStage(o, "teacher: held-out evaluation", p.teacher, p.teacher),
   ]);
 }
 const results: { name: string; seed: number; tpr: Record<string, number | null> }[] = [
@@ -91,7 +90,7 @@ for (const seed of seeds)
         lambda: c.lambda,
         seed,
       }),
-      evalStage(o, `${c.name}, seed ${seed}: held-out evaluation`, () => newestCheckpoint(runDir), runDir),
+      evalStage(o, `${c.name}, seed ${seed}: held-out evaluation`, runDir, runDir),
     ]);
     const tpr = readFigures(c.name, runDir).tpr["masked-unmasked"]!;
     results.push({ name: c.name, seed, tpr });

@@ -15,7 +15,6 @@ import { spawn } from "node:child_process";
 import fs from "node:fs";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
-import { listCheckpoints } from "../train/index.ts";
 
 const MFR_BIN = fileURLToPath(new URL("../../bin/mfr.js", import.meta.url));
 /** Photos per held-out identity: about half masked probes, half unmasked gallery. */
@@ -84,13 +83,6 @@ export function demoPaths(dir: string) {
 
 const shellQuote = (a: string): string => (/^[\w@%+=:,./-]+$/.test(a) ? a : `'${a.replace(/'/g, `'\\''`)}'`);
 
-/** The newest complete checkpoint of a run folder. */
-export function newestCheckpoint(runDir: string): string {
-  const c = listCheckpoints(runDir).at(-1);
-  if (!c) throw new Error(`demo: ${runDir} has no complete checkpoint`);
-  return c.dir;
-}
-
 /** Training and held-out data: synthetic identities, half the held-out photos masked. */
 export function dataStages(o: DemoOptions): DemoStage[] {
   const p = demoPaths(o.dir);
@@ -158,13 +150,16 @@ export function trainStage(
   };
 }
 
-/** The MFR protocol on the held-out set: `model` (a checkpoint or .onnx) into `runDir`/eval. */
-export function evalStage(o: DemoOptions, title: string, model: () => string, runDir: string): DemoStage {
+/**
+ * The MFR protocol on the held-out set: `model` (a run folder, a checkpoint or an .onnx) into
+ * `runDir`/eval.
+ */
+export function evalStage(o: DemoOptions, title: string, model: string, runDir: string): DemoStage {
   const p = demoPaths(o.dir);
   return {
     title,
     argv: () => [
-      ...["eval", "--model", model(), "--data", p.probes, "--groups", p.groups],
+      ...["eval", "--model", model, "--data", p.probes, "--groups", p.groups],
       ...["--fpr", DEMO_FPRS.join(","), "--report", path.join(runDir, "eval")],
     ],
   };
@@ -194,23 +189,12 @@ export function demoStages(o: DemoOptions): DemoStage[] {
   stages.push(
     {
       title: "the student to ONNX: BatchNorm folded, checked against onnxruntime and the challenge's rules",
-      argv: () => [
-        "export",
-        "--model",
-        newestCheckpoint(p.student),
-        "--out",
-        p.onnx,
-        "--fold-bn",
-        "--check-mfr",
-      ],
+      argv: () => ["export", "--model", p.student, "--out", p.onnx, "--fold-bn", "--check-mfr"],
     },
-    evalStage(o, "the teacher on the held-out set", () => newestCheckpoint(p.teacher), p.teacher),
+    evalStage(o, "the teacher on the held-out set", p.teacher, p.teacher),
   );
-  if (o.scratch)
-    stages.push(
-      evalStage(o, "the scratch student on the held-out set", () => newestCheckpoint(p.scratch), p.scratch),
-    );
-  stages.push(evalStage(o, "the ONNX student on the held-out set", () => p.onnx, p.student));
+  if (o.scratch) stages.push(evalStage(o, "the scratch student on the held-out set", p.scratch, p.scratch));
+  stages.push(evalStage(o, "the ONNX student on the held-out set", p.onnx, p.student));
   return stages;
 }
 

@@ -6,13 +6,14 @@
 //     "mfr.num_features" (the embedding size). saveBackboneCheckpoint writes exactly that.
 //   - the trainer's: a checkpoint step folder (or its backbone.safetensors) whose backbone
 //     tensors are stored under "model.<key>" beside optimizer state; the "model." keys are taken.
+//     A run folder (runDir) stands for its newest complete checkpoint.
 //   - arcface_torch's: a torch.save'd state dict (backbone.pth), or a training checkpoint whose
 //     "state_dict_backbone" entry holds it. It carries no metadata, so the layout is read off the
 //     keys and shapes (blocks per stage, width, embedding size).
 //
 // The metadata, when present, wins over what the keys suggest; a caller's hint wins over both.
 // A folded (BatchNorm-free) state dict is not a checkpoint: folding happens in memory at export.
-import { closeSync, existsSync, openSync, readSync, statSync } from "node:fs";
+import { closeSync, existsSync, openSync, readSync, readdirSync, statSync } from "node:fs";
 import { basename, dirname, join } from "node:path";
 import * as T from "../torch/index.ts";
 import { type Tensor } from "../torch/index.ts";
@@ -94,7 +95,11 @@ export function saveBackboneCheckpoint(
  * Loads a backbone checkpoint (mfr's .safetensors, a trainer checkpoint folder, arcface_torch's
  * .pth) into a freshly built backbone in eval mode. Keys must match exactly; errors name the file.
  */
-export function loadBackboneCheckpoint(path: string, hint: Partial<BackboneDescriptor> = {}): LoadedBackbone {
+export function loadBackboneCheckpoint(
+  given: string,
+  hint: Partial<BackboneDescriptor> = {},
+): LoadedBackbone {
+  const path = newestIfRunDir(given);
   const file = isDirectory(path) ? join(path, TRAINER_BACKBONE_FILE) : path;
   if (!existsSync(file)) throw new Error(`${file}: no such checkpoint`);
   verifyTrainerManifest(file, isDirectory(path));
@@ -159,6 +164,24 @@ export function loadBackboneCheckpoint(path: string, hint: Partial<BackboneDescr
  * covers the header too, unlike the safetensors data checksum). A folder without a manifest is a
  * checkpoint whose writing never finished.
  */
+/** The trainer's complete checkpoints (step folders with a manifest) in a run folder, oldest first. */
+export function listCheckpoints(runDir: string): { step: number; dir: string }[] {
+  const root = join(runDir, "checkpoints");
+  if (!existsSync(root)) return [];
+  return readdirSync(root)
+    .filter((d) => /^step-\d+$/.test(d) && existsSync(join(root, d, "manifest.json")))
+    .map((d) => ({ step: Number(d.slice(5)), dir: join(root, d) }))
+    .sort((a, b) => a.step - b.step);
+}
+
+/** A run folder (it has checkpoints/) means its newest complete checkpoint; anything else itself. */
+export function newestIfRunDir(path: string): string {
+  if (!isDirectory(path) || !existsSync(join(path, "checkpoints"))) return path;
+  const newest = listCheckpoints(path).at(-1);
+  if (!newest) throw new Error(`${path}: a run folder without a complete checkpoint`);
+  return newest.dir;
+}
+
 function verifyTrainerManifest(file: string, folder: boolean): void {
   const dir = dirname(file);
   const manifest = join(dir, "manifest.json");

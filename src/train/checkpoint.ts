@@ -23,6 +23,7 @@ import { type ProcessGroup } from "../distributed/index.ts";
 import { type PartialFC, classShard } from "../head/index.ts";
 import { optimizerStateFromTensors, optimizerStateToTensors } from "../optim/index.ts";
 import { type Module } from "../nn/index.ts";
+import { listCheckpoints } from "../models/index.ts";
 import { type LossScaleState, type LossScaler } from "./precision.ts";
 import { type AnyOptimizer, type GradientSync } from "./sync.ts";
 
@@ -231,16 +232,7 @@ function readRankState(dir: string, rank: number, manifest: Manifest): RankState
   return state;
 }
 
-/** Complete checkpoints (those with a manifest), oldest first. */
-export function listCheckpoints(runDir: string): { step: number; dir: string }[] {
-  const root = path.join(runDir, "checkpoints");
-  if (!fs.existsSync(root)) return [];
-  return fs
-    .readdirSync(root)
-    .filter((d) => /^step-\d+$/.test(d) && fs.existsSync(path.join(root, d, MANIFEST)))
-    .map((d) => ({ step: Number(d.slice(5)), dir: path.join(root, d) }))
-    .sort((a, b) => a.step - b.step);
-}
+export { listCheckpoints };
 
 /** Removes all but the newest `keep` complete checkpoints, and incomplete ones older than them. */
 export function pruneCheckpoints(runDir: string, keep: number): void {

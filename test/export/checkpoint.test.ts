@@ -1,8 +1,9 @@
 // loadBackboneCheckpoint: mfr's safetensors (layout in the metadata), the trainer's step folders
-// ("model." keys beside optimizer state), arcface_torch's .pth (layout read off the keys).
+// ("model." keys beside optimizer state) and run folders, arcface_torch's .pth (layout read off
+// the keys).
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdirSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
@@ -44,6 +45,23 @@ test("a trainer checkpoint folder: backbone.safetensors with model.* keys and op
   assert.deepEqual(Array.from(mfrForward(loaded.model, x, 1)), Array.from(mfrForward(m, x, 1)));
   m.dispose();
   loaded.model.dispose();
+});
+
+test("a run folder means its newest complete checkpoint; without one it is an error naming it", () => {
+  const run = path.join(dir, "run");
+  const older = tinyBackbone("r18", 3);
+  const newer = tinyBackbone("r18", 4);
+  trainerCheckpoint(path.join(run, "checkpoints", "step-00000005"), older);
+  trainerCheckpoint(path.join(run, "checkpoints", "step-00000010"), newer);
+  // A newer step whose manifest was never written is not complete: it is passed over.
+  mkdirSync(path.join(run, "checkpoints", "step-00000015"));
+  const loaded = loadBackboneCheckpoint(run);
+  const x = randomImages(1);
+  assert.deepEqual(Array.from(mfrForward(loaded.model, x, 1)), Array.from(mfrForward(newer, x, 1)));
+  const empty = path.join(dir, "empty-run");
+  mkdirSync(path.join(empty, "checkpoints"), { recursive: true });
+  assert.throws(() => loadBackboneCheckpoint(empty), /empty-run: a run folder without a complete checkpoint/);
+  for (const m of [older, newer, loaded.model]) m.dispose();
 });
 
 for (const [kind, want] of [

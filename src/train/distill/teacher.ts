@@ -12,8 +12,7 @@ import fs from "node:fs";
 import path from "node:path";
 import * as T from "../../torch/index.ts";
 import { type Tensor } from "../../torch/index.ts";
-import { type Backbone, loadBackboneCheckpoint } from "../../models/index.ts";
-import { listCheckpoints } from "../checkpoint.ts";
+import { type Backbone, loadBackboneCheckpoint, newestIfRunDir } from "../../models/index.ts";
 
 export interface Teacher {
   /** The file the weights came from (what a feature store records). */
@@ -41,12 +40,11 @@ export interface TeacherOptions {
 /** The weights file a teacher path names: a run folder's newest checkpoint, else the path itself. */
 export function resolveTeacherPath(p: string): string {
   if (!fs.existsSync(p)) throw new Error(`distill.teacher: ${p} does not exist`);
-  if (fs.statSync(p).isDirectory() && fs.existsSync(path.join(p, "checkpoints"))) {
-    const newest = listCheckpoints(p).at(-1);
-    if (!newest) throw new Error(`distill.teacher: ${p} is a run folder without a complete checkpoint`);
-    return newest.dir;
+  try {
+    return newestIfRunDir(p);
+  } catch (e) {
+    throw new Error(`distill.teacher: ${(e as Error).message}`, { cause: e });
   }
-  return p;
 }
 
 /** The single file holding a teacher's weights (what a feature store's checksum is of). */
