@@ -91,7 +91,8 @@ test("mfr mask: a folder is masked reproducibly from the seed, with landmarks wh
   const landmarks = readLandmarks(lm);
   const [o1, o2, o3] = [tmp("mask"), tmp("mask"), tmp("mask")];
   const r = await maskFolder(src, o1, { seed: 1, landmarks });
-  assert.deepEqual(r, { images: 4, masked: 4, failed: [] });
+  const all = ["000000/000.jpg", "000000/001.jpg", "000001/000.jpg", "000001/001.jpg"];
+  assert.deepEqual(r, { images: 4, masked: 4, written: new Map(all.map((f) => [f, true])), failed: [] });
   await maskFolder(src, o2, { seed: 1, landmarks });
   await maskFolder(src, o3, { seed: 2, landmarks });
   const f = "000001/001.jpg";
