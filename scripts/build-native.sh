@@ -17,7 +17,8 @@ if [[ ${1:-} == --check ]]; then
   exit 1
 fi
 echo "[build-native] building the libtorch addon (a few minutes)" >&2
-nodedir=$(npm config get nodedir 2>/dev/null || true)
+# MFR_NODEDIR: Node's headers where npm is not there to say (scripts/check-libtorch2.sh's chroots).
+nodedir=${MFR_NODEDIR:-$(npm config get nodedir 2>/dev/null || true)}
 flags=()
 [[ -n "$nodedir" && "$nodedir" != "undefined" && -d "$nodedir/include/node" ]] && flags+=(--nodedir="$nodedir")
 # configure + build rather than rebuild: only what changed recompiles, and a failed compile leaves

@@ -103,13 +103,14 @@ sync_tree() { # sync_tree ROOT
   bind "$modules" "$t/node_modules" ro
 }
 
-build() { # build ROOT LABEL : builds the addon in ROOT's tree with node-gyp
+# Through scripts/build-native.sh, as the host builds: it skips an up-to-date addon and keeps the
+# source hash that `mfr doctor` checks (a bare node-gyp build left the addon "stale" to it).
+build() { # build ROOT LABEL : builds the addon in ROOT's tree
   log "building the addon ($2)"
   local tb=$SECONDS
   flock "$lock" chroot "$1" /usr/bin/env -i HOME=/root PATH=/usr/local/bin:/usr/bin:/bin \
-    LANG=C.UTF-8 MFR_BUILD_JOBS="${MFR_BUILD_JOBS:-2}" bash -c \
-    'cd /mfr/native && node /mfr/node_modules/node-gyp/bin/node-gyp.js configure --nodedir=/opt/node >&2 &&
-     node /mfr/node_modules/node-gyp/bin/node-gyp.js build -j "$MFR_BUILD_JOBS" --nodedir=/opt/node >&2'
+    LANG=C.UTF-8 MFR_BUILD_JOBS="${MFR_BUILD_JOBS:-2}" MFR_NODEDIR=/opt/node \
+    bash /mfr/scripts/build-native.sh >&2
   log "built in $((SECONDS - tb))s: $(in_root "$1" node -p 'JSON.stringify(require("/mfr/native/build/Release/mfr_native.node").buildInfo())' 2>/dev/null ||
     echo "(not loadable here)")"
 }
