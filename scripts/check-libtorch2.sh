@@ -119,9 +119,10 @@ version() { in_root "$1" dpkg-query -W -f='${Version}' "$2"; }
 
 stage_cpu() { # stage_cpu [test paths...]
   local r=$base rc tt
-  # python3-torch and iproute2: what the bootstrap installs for the interop and two-node tests.
-  setup_root "$r" libtorch-dev libgloo-dev libopenblas0-pthread python3-onnx python3-torch iproute2 g++ make python3 \
-    ca-certificates
+  # python3-torch, iproute2 and chromium: what the bootstrap installs for the interop, two-node
+  # and browser tests.
+  setup_root "$r" libtorch-dev libgloo-dev libopenblas0-pthread python3-onnx python3-torch iproute2 chromium g++ \
+    make python3 ca-certificates
   sync_tree "$r"
   build "$r" "libtorch-dev $(version "$r" libtorch-dev), CPU"
   tt=$SECONDS

@@ -80,7 +80,9 @@ const SMALL: Record<string, string> = {
     "mfr serve runs/demo/student --port 0 > serve.log & server=$!",
     "for _ in $(seq 300); do grep -q '^open ' serve.log && break; sleep 0.1; done",
     `url=$(sed -n 's/^open \\(http[^ ]*\\).*/\\1/p' serve.log)`,
-    'curl -fsS "$url" -o page.html; kill "$server"; grep -qi "<html" page.html',
+    // Node's fetch rather than curl: the bootstrap installs no curl.
+    `status=0; node -e 'fetch(process.argv[1]).then((r) => r.text()).then((t) => process.exit(/<html/i.test(t) ? 0 : 1))' "$url" || status=$?`,
+    'kill "$server"; exit $status',
   ].join("\n"),
   // docs/training.md
   "mfr train configs/base.ts --set steps=1000": `mfr train configs/base.ts --set steps=2 --set checkpointEvery=1 ${TINY}`,
