@@ -15,6 +15,7 @@ import { spawn } from "node:child_process";
 import fs from "node:fs";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
+import * as T from "../torch/index.ts";
 
 const MFR_BIN = fileURLToPath(new URL("../../bin/mfr.js", import.meta.url));
 /** Photos per held-out identity: about half masked probes, half unmasked gallery. */
@@ -241,9 +242,8 @@ function runMfr(argv: string[], o: Pick<DemoOptions, "stdio">, emit: (e: DemoEve
 /** The held-out figures `evalStage` left in `runDir`/eval. */
 export function readFigures(model: string, runDir: string): DemoFigures {
   const file = path.join(runDir, "eval", "result.json");
-  const r = JSON.parse(fs.readFileSync(file, "utf8")) as {
-    subsets: Record<string, { tpr: Record<string, number | null> }>;
-  };
+  // mfr's JSON reader: a missing or damaged file is an error naming it.
+  const r = T.readJsonFile(file) as { subsets: Record<string, { tpr: Record<string, number | null> }> };
   return { model, runDir, tpr: Object.fromEntries(Object.entries(r.subsets).map(([k, s]) => [k, s.tpr])) };
 }
 

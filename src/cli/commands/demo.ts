@@ -2,9 +2,10 @@
 import type { Command } from "commander";
 import path from "node:path";
 import { DEMO_FPRS, type DemoFigures, runDemo } from "../../demo/index.ts";
+import { GROUP_SUBSETS } from "../../eval/index.ts";
 import { integer } from "../flags.ts";
 
-const SUBSETS = ["masked-unmasked", "unmasked-unmasked", "masked-masked", "all"];
+const SUBSETS = [...GROUP_SUBSETS, "all"];
 
 function table(rows: readonly DemoFigures[]): string {
   const cells = SUBSETS.flatMap((s) => DEMO_FPRS.map((f) => `${s} @${f}`));
